@@ -1,0 +1,52 @@
+# One command set for people and CI: install, demo, test, lint, typecheck, bench.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+STAMP  := $(VENV)/.installed
+CONFIG ?= examples/support/agenthost.toml
+
+.PHONY: install demo test lint typecheck format pytest bench lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
+	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+## install: create .venv with the locked dependencies (all extras, dev tools) and agenthost itself
+install: $(STAMP)
+
+## demo: serve the example support agent (local model when no provider key is set)
+demo: install
+	$(BIN)/agenthost serve --config $(CONFIG)
+
+## test: lint, type checks and the whole test suite
+test: install lint typecheck pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+format: install
+	$(BIN)/ruff format src tests bench examples
+	$(BIN)/ruff check --fix src tests bench examples
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest
+
+## bench: run the benchmarks and print their tables
+bench: install
+	$(BIN)/python bench/run_overhead.py
+
+## lock: re-resolve requirements.lock after editing pyproject.toml
+lock:
+	$(UV) pip compile pyproject.toml --all-extras --group dev --generate-hashes \
+		--python-version 3.11 --universal -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .agenthost .pytest_cache .mypy_cache .ruff_cache

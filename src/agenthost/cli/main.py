@@ -1,0 +1,266 @@
+"""`agenthost`: serve agents, run them from the terminal, inspect runs, check config, mock an LLM."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from agenthost._version import __version__
+from agenthost.cli.client import ApiClient, ApiError, default_url
+from agenthost.errors import AgentHostError
+
+app = typer.Typer(
+    name="agenthost",
+    help="Self-hosted production runtime for Pydantic AI agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+runs_app = typer.Typer(help="Inspect and cancel runs on a running server.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="agenthost.toml (default: $AGENTHOST_CONFIG or ./agenthost.toml)."),
+]
+UrlOption = Annotated[str, typer.Option("--url", help="Server URL (default: $AGENTHOST_URL).")]
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"agenthost {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Self-hosted production runtime for Pydantic AI agents."""
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (overrides [server] host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (overrides [server] port).")] = None,
+) -> None:
+    """Serve the configured agents over HTTP (API on [server] host:port)."""
+    import uvicorn
+
+    from agenthost.observability.logging import configure_logging
+    from agenthost.runtime.registry import AgentRegistry
+    from agenthost.server.app import create_app
+    from agenthost.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+        configure_logging(settings.logging)
+        registry = AgentRegistry(settings)
+        application = create_app(settings, registry)
+    except AgentHostError as exc:
+        raise _fail(exc.message, 2) from None
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application,
+            host=host or settings.server.host,
+            port=port or settings.server.port,
+            log_config=None,
+            timeout_graceful_shutdown=int(settings.server.shutdown_grace_seconds) or None,
+            lifespan="on",
+        )
+    )
+    server.run()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(config: ConfigOption = None) -> None:
+    """Validate the configuration and print the resolved settings (secrets masked)."""
+    from agenthost.runtime.registry import AgentRegistry
+    from agenthost.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+        registry = AgentRegistry(settings)
+    except AgentHostError as exc:
+        raise _fail(exc.message, 2) from None
+    out.print_json(json.dumps(settings.masked()))
+    table = Table(title="agents")
+    for column in ("agent", "import path", "model", "model chosen by", "default"):
+        table.add_column(column)
+    for entry in registry:
+        table.add_row(
+            entry.name,
+            settings.agents[entry.name].path,
+            entry.model_label,
+            escape(entry.model_source),
+            "yes" if entry.name == registry.default else "",
+        )
+    out.print(table)
+    out.print("[green]configuration is valid[/]")
+
+
+@app.command()
+def run(
+    prompt: Annotated[str, typer.Argument(help="What to ask the agent.")],
+    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Agent name (default: the server's).")] = None,
+    url: UrlOption = "",
+    user_id: Annotated[str | None, typer.Option(help="End-user id recorded with the run.")] = None,
+) -> None:
+    """Stream one run to the terminal: text as it is generated, tool calls, then usage and cost."""
+    with ApiClient(url or default_url()) as client:
+        try:
+            name = agent or _default_agent(client)
+            body: dict[str, Any] = {"input": prompt}
+            if user_id:
+                body["user_id"] = user_id
+            failed = _render_stream(client.stream_events(f"/v1/agents/{name}/stream", body))
+        except ApiError as exc:
+            raise _fail(str(exc)) from None
+    if failed:
+        raise typer.Exit(1)
+
+
+def _default_agent(client: ApiClient) -> str:
+    agents = client.request("GET", "/v1/agents")["data"]
+    for info in agents:
+        if info["default"]:
+            return str(info["name"])
+    msg = "the server has no agents"
+    raise ApiError(msg)
+
+
+def _render_stream(events: Any) -> bool:
+    failed = False
+    for event, data in events:
+        if event == "text.delta":
+            out.print(data["delta"], end="", highlight=False, markup=False)
+        elif event == "tool.call":
+            err.print(f"\n[dim]→ {data['name']}({json.dumps(data['args'])})[/]", highlight=False)
+        elif event == "tool.result":
+            err.print(f"[dim]← {data['name']}: {data.get('outcome')}[/]", highlight=False)
+        elif event == "run.completed":
+            cost = data["cost"]
+            usage = data["usage"]
+            err.print(
+                f"\n[dim]run {data['run_id']} · {data['model']} · {usage['input_tokens']} in / "
+                f"{usage['output_tokens']} out tokens · ${cost['usd']:.6f} ({cost['status']}) · "
+                f"{data['steps']} steps[/]",
+                highlight=False,
+            )
+        elif event in ("run.failed", "run.cancelled"):
+            failed = True
+            error = data.get("error") or {"message": "cancelled"}
+            err.print(f"\n[bold red]{event}:[/] {error['message']}", highlight=False)
+    out.print()
+    return failed
+
+
+@runs_app.command("list")
+def runs_list(
+    url: UrlOption = "",
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled.")] = None,
+    agent: Annotated[str | None, typer.Option(help="Only this agent's runs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+) -> None:
+    """The newest runs."""
+    params: dict[str, Any] = {"limit": limit}
+    if status:
+        params["status"] = status
+    if agent:
+        params["agent"] = agent
+    with ApiClient(url or default_url()) as client:
+        try:
+            data = client.request("GET", "/v1/runs", params=params)["data"]
+        except ApiError as exc:
+            raise _fail(str(exc)) from None
+    table = Table()
+    for column in ("id", "agent", "status", "model", "tokens", "cost $", "latency ms", "created"):
+        table.add_column(column, overflow="fold")
+    for run_ in data:
+        table.add_row(
+            run_["id"],
+            run_["agent"],
+            run_["status"],
+            run_["model"] or "",
+            str(run_["usage"]["total_tokens"]),
+            f"{run_['cost']['usd']:.6f}",
+            f"{run_['latency_ms']:.0f}" if run_["latency_ms"] is not None else "",
+            run_["created_at"][:19],
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, url: UrlOption = "") -> None:
+    """One run, as JSON."""
+    with ApiClient(url or default_url()) as client:
+        try:
+            out.print_json(json.dumps(client.request("GET", f"/v1/runs/{run_id}")))
+        except ApiError as exc:
+            raise _fail(str(exc)) from None
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: str, url: UrlOption = "") -> None:
+    """Cancel a queued or running run."""
+    with ApiClient(url or default_url()) as client:
+        try:
+            result = client.request("POST", f"/v1/runs/{run_id}/cancel")
+        except ApiError as exc:
+            raise _fail(str(exc)) from None
+    out.print(f"run {result['id']} is {result['status']}")
+
+
+@app.command("mock-llm")
+def mock_llm(
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8090,
+    script: Annotated[Path | None, typer.Option(help="YAML script of scenarios.")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Delay before the first byte.")] = 0.0,
+    tokens_per_second: Annotated[float | None, typer.Option(help="Streaming pace.")] = None,
+    fault: Annotated[str | None, typer.Option(help="Inject a fault into every call (or the first N).")] = None,
+    fault_first_n: Annotated[int | None, typer.Option(help="Only the first N calls fail.")] = None,
+) -> None:
+    """Serve the mock LLM (OpenAI and Anthropic wire protocols) for tests and benchmarks."""
+    from agenthost.testing.mock_llm.server import build_config, serve
+
+    try:
+        config = build_config(
+            script=script,
+            latency_ms=latency_ms,
+            tokens_per_second=tokens_per_second,
+            fault=fault,
+            fault_first_n=fault_first_n,
+        )
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc), 2) from None
+    err.print(f"mock LLM on http://{host}:{port} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages)")
+    serve(config, host=host, port=port)
+
+
+def main() -> None:
+    """Entry point of the `agenthost` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

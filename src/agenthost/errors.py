@@ -1,0 +1,142 @@
+"""One error tree for agenthost, with stable codes and one JSON error body.
+
+Every error a client can see is an `AgentHostError`. Each subclass fixes an HTTP status and a
+default stable `code`; the server renders any of them as::
+
+    {"error": {"code": "run_not_found", "message": "...", "request_id": "..."}}
+
+The tree::
+
+    AgentHostError
+    ├── ConfigError                  configuration invalid (start-up; `agenthost check`)
+    ├── RequestError          4xx    the client's request cannot be served
+    │   ├── InvalidRequest     400/422 malformed or invalid input
+    │   ├── Unauthorized       401
+    │   ├── NotFound           404   unknown agent, run, ...
+    │   ├── Conflict           409   state conflict (idempotency key reuse, run not cancellable)
+    │   └── PayloadTooLarge    413
+    └── RunError                     a run could not complete
+        ├── ModelError        502    the model provider failed (after retries, when those land)
+        └── ModelNotConfigured 500   no model could be resolved for an agent
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AgentHostError",
+    "ConfigError",
+    "Conflict",
+    "InvalidRequest",
+    "ModelError",
+    "ModelNotConfigured",
+    "NotFound",
+    "PayloadTooLarge",
+    "RequestError",
+    "RunError",
+    "Unauthorized",
+]
+
+
+class AgentHostError(Exception):
+    """Base of every error agenthost raises on purpose.
+
+    Attributes:
+        code: Stable machine-readable code; clients may switch on it.
+        message: Human-readable explanation, safe to show to the caller.
+        status: HTTP status the server answers with.
+        details: Optional JSON-serialisable extra information.
+    """
+
+    status: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.details = details
+        if status is not None:
+            self.status = status
+
+    def to_body(self, request_id: str | None) -> dict[str, Any]:
+        """The JSON error body, `{"error": {"code", "message", "request_id", ...}}`."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "request_id": request_id}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class ConfigError(AgentHostError):
+    """The configuration is invalid; the message names the key and the problem."""
+
+    default_code = "config_invalid"
+
+
+class RequestError(AgentHostError):
+    """The request cannot be served as sent (a 4xx)."""
+
+    status = 400
+    default_code = "bad_request"
+
+
+class InvalidRequest(RequestError):
+    """Malformed JSON, missing or wrong-typed fields, bad query parameters."""
+
+    status = 422
+    default_code = "invalid_request"
+
+
+class Unauthorized(RequestError):
+    """Missing or invalid credentials."""
+
+    status = 401
+    default_code = "unauthorized"
+
+
+class NotFound(RequestError):
+    """The named resource does not exist (or the caller may not see it)."""
+
+    status = 404
+    default_code = "not_found"
+
+
+class Conflict(RequestError):
+    """The request conflicts with the current state of the resource."""
+
+    status = 409
+    default_code = "conflict"
+
+
+class PayloadTooLarge(RequestError):
+    """The request body exceeds the configured limit."""
+
+    status = 413
+    default_code = "payload_too_large"
+
+
+class RunError(AgentHostError):
+    """A run failed; `code` says why."""
+
+    default_code = "run_failed"
+
+
+class ModelError(RunError):
+    """The model provider returned an error or could not be reached."""
+
+    status = 502
+    default_code = "model_error"
+
+
+class ModelNotConfigured(RunError):
+    """No model could be resolved for an agent."""
+
+    default_code = "model_not_configured"

@@ -1,0 +1,1 @@
+"""Cross-cutting observability: structured logs (metrics and traces land here too)."""

@@ -1,0 +1,54 @@
+"""The process-wide runtime: what the durable workflow needs to execute a run.
+
+DBOS workflows are module-level functions that DBOS may start on its own (recovery after a
+crash, the queue), so they find their collaborators here rather than in arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agenthost.runtime.events import EventBus, EventWriter
+from agenthost.runtime.registry import AgentRegistry
+from agenthost.settings import Settings
+from agenthost.storage.engine import DatabaseURLs
+from agenthost.storage.runs import RunStore
+
+__all__ = ["Runtime", "current_runtime", "install_runtime"]
+
+
+@dataclass
+class Runtime:
+    """Settings, agents, storage and event plumbing of this process."""
+
+    settings: Settings
+    urls: DatabaseURLs
+    engine: AsyncEngine
+    registry: AgentRegistry
+    store: RunStore
+    bus: EventBus
+    writer: EventWriter
+    local_tasks: dict[str, asyncio.Task[object]] = field(default_factory=dict)
+    """Runs executing in this process, so a cancel can interrupt them at once."""
+    cancelled: set[str] = field(default_factory=set)
+    """Runs a client cancelled, as opposed to runs interrupted by shutdown (which recover)."""
+
+
+_current: list[Runtime] = []
+
+
+def install_runtime(runtime: Runtime | None) -> None:
+    """Make `runtime` the one workflows use (None uninstalls)."""
+    _current.clear()
+    if runtime is not None:
+        _current.append(runtime)
+
+
+def current_runtime() -> Runtime:
+    if not _current:
+        msg = "agenthost runtime is not started in this process"
+        raise RuntimeError(msg)
+    return _current[0]

@@ -1,0 +1,192 @@
+"""The run service: what the HTTP API and the CLI do with runs (start, wait, follow, list, cancel)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from dbos import DBOS
+
+from agenthost.errors import Conflict, NotFound
+from agenthost.runtime.events import RunEvent
+from agenthost.runtime.runtime import Runtime
+from agenthost.runtime.spec import RunSpec
+from agenthost.runtime.workflow import start_run
+from agenthost.storage.runs import TERMINAL_STATUSES, RunFilter
+
+__all__ = ["RunService", "Submission", "new_run_id"]
+
+_log = structlog.get_logger(__name__)
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+# How often a reader of a run executing in another process looks for new events in the database.
+_POLL_SECONDS = 0.25
+
+
+def new_run_id() -> str:
+    """A sortable, unguessable run id: `run_` + 10 chars of milliseconds + 16 random chars."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    chars = []
+    for _ in range(26):
+        value, index = divmod(value, 32)
+        chars.append(_CROCKFORD[index])
+    return "run_" + "".join(reversed(chars))
+
+
+def _idempotent_run_id(agent: str, key: str) -> str:
+    digest = hashlib.sha256(f"{agent}\x00{key}".encode()).hexdigest()
+    return f"run_k{digest[:32]}"
+
+
+def _request_hash(spec: RunSpec) -> str:
+    body = spec.model_dump(mode="json", exclude={"queued"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Submission:
+    """A run accepted by the service: its row, whether this call created it, and its handle."""
+
+    row: dict[str, Any]
+    created: bool
+    handle: Any | None
+
+
+class RunService:
+    """Operations on runs, shared by every transport."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+
+    async def submit(self, spec: RunSpec, *, idempotency_key: str | None) -> Submission:
+        """Record and start a run; with an idempotency key, a repeat returns the first run."""
+        self.runtime.registry.get(spec.agent)  # unknown agent -> 404 before anything is written
+        now = datetime.now(UTC)
+        request_hash = _request_hash(spec)
+        run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
+        row = {
+            "id": run_id,
+            "agent": spec.agent,
+            "status": "queued" if spec.queued else "running",
+            "user_id": spec.user_id,
+            "input": {"text": spec.input, "max_tokens": spec.max_tokens},
+            "metadata": spec.metadata,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+            "created_at": now,
+            "started_at": None if spec.queued else now,
+        }
+        stored, created = await self.store.create(row)
+        if not created:
+            if stored["request_hash"] != request_hash:
+                msg = "this Idempotency-Key was already used with a different request body"
+                raise Conflict(msg, code="idempotency_key_reused")
+            if await DBOS.get_workflow_status_async(run_id) is not None:
+                return Submission(stored, created=False, handle=None)
+        handle = await start_run(run_id, spec, background=spec.queued)
+        _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
+        return Submission(stored, created=created, handle=handle)
+
+    async def wait(self, submission: Submission, timeout: float) -> dict[str, Any] | None:
+        """The finished run's row, or None if it is still going after `timeout` seconds."""
+        run_id = submission.row["id"]
+        if submission.row["status"] in TERMINAL_STATUSES:
+            return submission.row
+        handle = submission.handle or await DBOS.retrieve_workflow_async(run_id)
+        result = asyncio.ensure_future(handle.get_result())
+        done, _ = await asyncio.wait({result}, timeout=timeout)
+        if not done:
+            result.cancel()
+            return None
+        try:
+            summary = result.result()
+        except BaseException:  # a cancelled or crashed workflow: the row says what happened
+            return await self.get(run_id)
+        if summary.get("status") == "cancelled":
+            return await self.get(run_id)
+        return {**submission.row, **summary, "completed_at": datetime.now(UTC)}
+
+    async def get(self, run_id: str) -> dict[str, Any]:
+        row = await self.store.get(run_id)
+        if row is None:
+            msg = f"run {run_id!r} does not exist"
+            raise NotFound(msg, code="run_not_found")
+        return row
+
+    async def list(self, query: RunFilter) -> list[dict[str, Any]]:
+        return await self.store.list(query)
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        row = await self.get(run_id)
+        if row["status"] in TERMINAL_STATUSES:
+            msg = f"run {run_id!r} already ended ({row['status']}); only queued or running runs can be cancelled"
+            raise Conflict(msg, code="run_not_cancellable")
+        await self.store.cancel(run_id, datetime.now(UTC))
+        await DBOS.cancel_workflow_async(run_id)
+        task = self.runtime.local_tasks.get(run_id)
+        if task is not None:
+            self.runtime.cancelled.add(run_id)
+            task.cancel()
+        _log.info("run_cancelled", run_id=run_id)
+        return await self.get(run_id)
+
+    async def follow(self, run_id: str, after_seq: int = 0) -> AsyncIterator[RunEvent]:
+        """A run's events after `after_seq`: the recorded ones, then live ones until the run ends.
+
+        Works for runs executing in this process (from memory, then live) and elsewhere (from
+        the database, polled), and across a run's move between the two.
+        """
+        bus = self.runtime.bus
+        subscription = bus.subscribe(run_id)
+        last = after_seq
+        try:
+            while True:
+                batch = bus.history(run_id, last)
+                if batch is None:
+                    batch = [RunEvent.from_row(row) for row in await self.store.events_after(run_id, last)]
+                for event in batch:
+                    yield event
+                    last = event.seq
+                    if event.terminal:
+                        return
+                while True:
+                    event_or_none = await subscription.get(timeout=_POLL_SECONDS)
+                    if event_or_none is None:
+                        break
+                    if event_or_none.seq <= last:
+                        continue
+                    if event_or_none.seq != last + 1:
+                        break  # a gap: catch up from history or the database first
+                    yield event_or_none
+                    last = event_or_none.seq
+                    if event_or_none.terminal:
+                        return
+                if not batch and await self._ended_without_more_events(run_id, last):
+                    return
+        finally:
+            subscription.close()
+
+    async def _ended_without_more_events(self, run_id: str, last: int) -> bool:
+        if self.runtime.bus.history(run_id, last) is not None:
+            return False
+        row = await self.store.get(run_id)
+        if row is None or row["status"] not in TERMINAL_STATUSES:
+            return False
+        return not await self.store.events_after(run_id, last, limit=1)
+
+    async def reconcile_lost_runs(self, older_than: timedelta = timedelta(seconds=60)) -> int:
+        """Fail runs recorded but never started as workflows (a crash between the two writes)."""
+        lost = []
+        for run_id in await self.store.unfinished_before(datetime.now(UTC) - older_than):
+            if await DBOS.get_workflow_status_async(run_id) is None:
+                lost.append(run_id)
+        await self.store.fail_lost(lost, datetime.now(UTC), "the server stopped before the run started")
+        return len(lost)

@@ -1,0 +1,25 @@
+"""What a run is asked to do (the workflow's input) and what it produced (its summary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["RunSpec"]
+
+
+class RunSpec(BaseModel):
+    """The input of the run workflow, recorded by DBOS with the workflow.
+
+    Kept to plain JSON types so a run recorded by one release can be recovered by the next.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    agent: str
+    input: str
+    user_id: str | None = None
+    max_tokens: int | None = None
+    metadata: dict[str, Any] | None = None
+    queued: bool = False

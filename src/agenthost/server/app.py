@@ -1,0 +1,94 @@
+"""The FastAPI application factory and its lifespan (storage, durable engine, event writer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI
+
+from agenthost._version import __version__
+from agenthost.runtime.events import EventBus, EventWriter
+from agenthost.runtime.registry import AgentRegistry
+from agenthost.runtime.runtime import Runtime, install_runtime
+from agenthost.runtime.service import RunService
+from agenthost.runtime.workflow import configure_dbos, launch_dbos, shutdown_dbos
+from agenthost.server.errors import install_error_handlers
+from agenthost.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from agenthost.server.routes import agents, health, runs, seed
+from agenthost.settings import Settings, load_settings
+from agenthost.storage.engine import create_app_engine, database_urls
+from agenthost.storage.migrate import upgrade
+from agenthost.storage.runs import RunStore
+
+__all__ = ["create_app"]
+
+_log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, registry: AgentRegistry | None = None) -> FastAPI:
+    """Build the app. Agents are imported now, so a bad config fails before the server binds.
+
+    Example:
+        >>> from agenthost.settings import Settings
+        >>> app = create_app(Settings())
+        >>> app.title
+        'agenthost'
+    """
+    settings = settings or load_settings()
+    registry = registry or AgentRegistry(settings)
+    urls = database_urls(settings.database_url.get_secret_value())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(upgrade, urls)
+        engine = create_app_engine(urls)
+        store = RunStore(engine)
+        writer = EventWriter(store, settings.durability.events_flush_interval)
+        runtime = Runtime(settings, urls, engine, registry, store, EventBus(), writer)
+        install_runtime(runtime)
+        service = RunService(runtime)
+        app.state.runtime = runtime
+        app.state.service = service
+        configure_dbos(settings, urls)
+        await launch_dbos(settings)
+        writer.start()
+        reconcile = asyncio.create_task(service.reconcile_lost_runs(), name="agenthost-reconcile")
+        _log.info("server_started", agents=[e.name for e in registry], version=__version__)
+        try:
+            yield
+        finally:
+            reconcile.cancel()
+            await _drain(runtime, settings.server.shutdown_grace_seconds)
+            await writer.stop()
+            shutdown_dbos(0)
+            install_runtime(None)
+            await engine.dispose()
+            _log.info("server_stopped")
+
+    app = FastAPI(title="agenthost", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(agents.router)
+    app.include_router(runs.router)
+    app.include_router(seed.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+async def _drain(runtime: Runtime, grace_seconds: float) -> None:
+    """Let runs executing here finish within the grace period; the rest recover on next start."""
+    tasks = list(runtime.local_tasks.values())
+    if not tasks:
+        return
+    _log.info("draining_runs", runs=len(tasks), grace_seconds=grace_seconds)
+    _done, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+        _log.warning("runs_left_for_recovery", runs=len(pending))

@@ -1,0 +1,80 @@
+"""Every error leaves the server as `{"error": {"code", "message", "request_id"}}` with its status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agenthost.errors import AgentHostError, InvalidRequest
+
+__all__ = ["install_error_handlers"]
+
+_log = structlog.get_logger(__name__)
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    415: "unsupported_media_type",
+}
+
+
+def _request_id(request: Request) -> str | None:
+    value = getattr(request.state, "request_id", None)
+    return value if isinstance(value, str) else None
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _agenthost_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AgentHostError)
+    if exc.status >= 500:  # noqa: PLR2004
+        _log.error("request_failed", code=exc.code, message=exc.message)
+    return JSONResponse(exc.to_body(_request_id(request)), status_code=exc.status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            detail = InvalidRequest("request body is not valid JSON", code="invalid_json")
+            return JSONResponse(detail.to_body(_request_id(request)), status_code=400)
+        message = error.get("msg", "invalid")
+        if error.get("type") == "extra_forbidden":
+            message = "unknown field"
+        problems.append({"field": _field(tuple(error.get("loc", ()))), "message": message})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    detail = InvalidRequest(f"invalid request: {summary}", details={"errors": problems})
+    return JSONResponse(detail.to_body(_request_id(request)), status_code=detail.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404:  # noqa: PLR2004
+        message = f"no route for {request.method} {request.url.path}"
+    body = {"error": {"code": code, "message": message, "request_id": _request_id(request)}}
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    _log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    body = {"error": {"code": "internal_error", "message": "internal error", "request_id": _request_id(request)}}
+    return JSONResponse(body, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AgentHostError, _agenthost_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,70 @@
+"""`/v1/agents`: list agents and start runs (wait, stream, background)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+from starlette.responses import Response
+
+from agenthost.runtime.spec import RunSpec
+from agenthost.server.deps import IdempotencyKeyDep, RuntimeDep, ServiceDep
+from agenthost.server.responders import run_and_wait, run_background, run_streaming
+from agenthost.server.schemas import AgentInfo, RunAccepted, RunCreate, RunView, run_view
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+AgentPath = Annotated[str, Path(min_length=1, max_length=64, description="Agent name from the config.")]
+RunBody = Annotated[RunCreate, Body()]
+
+
+def _spec(agent: str, body: RunCreate) -> RunSpec:
+    return RunSpec(
+        agent=agent, input=body.input, user_id=body.user_id, max_tokens=body.max_tokens, metadata=body.metadata
+    )
+
+
+@router.get("")
+async def list_agents(runtime: RuntimeDep) -> dict[str, object]:
+    """The agents this server runs."""
+    registry = runtime.registry
+    data = [
+        AgentInfo(name=e.name, description=e.description, model=e.model_label, default=e.name == registry.default)
+        for e in registry
+    ]
+    return {"object": "list", "data": [info.model_dump() for info in data]}
+
+
+@router.post(
+    "/{agent}/run",
+    responses={200: {"model": RunView}, 202: {"model": RunAccepted}},
+    summary="Run and wait for the result",
+)
+async def run(
+    agent: AgentPath, body: RunBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+) -> Response:
+    """Run the agent and answer with the finished run; past the wait limit, 202 with its location."""
+    runtime.registry.get(agent)
+    return await run_and_wait(service, runtime, _spec(agent, body), key, run_view)
+
+
+@router.post(
+    "/{agent}/stream",
+    responses={200: {"content": {"text/event-stream": {}}}},
+    summary="Run and stream events (SSE)",
+)
+async def stream(
+    agent: AgentPath, body: RunBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+) -> Response:
+    """SSE: run.started, text.delta, tool.call, tool.result, usage, then run.completed or run.failed."""
+    runtime.registry.get(agent)
+    return await run_streaming(service, runtime, _spec(agent, body), key)
+
+
+@router.post("/{agent}/runs", status_code=202, responses={202: {"model": RunAccepted}}, summary="Run in background")
+async def run_in_background(
+    agent: AgentPath, body: RunBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+) -> Response:
+    """Queue the run and answer 202 with its id at once; poll `/v1/runs/{id}` or follow its events."""
+    runtime.registry.get(agent)
+    return await run_background(service, _spec(agent, body), key)

@@ -1,0 +1,62 @@
+"""The seed tutorials' paths, as aliases for the default agent.
+
+They accept the tutorials' body (`prompt`, optional `user_id`, `max_tokens`, `model`) and answer
+with the tutorials' fields (`id`, `response`, `model`, `tokens_used`, `cost_usd`, `latency_ms`)
+beside agenthost's own, so a client written from the tutorials works unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from agenthost.runtime.spec import RunSpec
+from agenthost.server.deps import IdempotencyKeyDep, RuntimeDep, ServiceDep
+from agenthost.server.responders import run_and_wait, run_background, run_streaming
+from agenthost.server.schemas import SeedRunCreate, seed_view
+
+router = APIRouter(prefix="/agent", tags=["seed aliases"])
+
+SeedBody = Annotated[SeedRunCreate, Body()]
+
+
+def _spec(runtime: RuntimeDep, body: SeedRunCreate) -> RunSpec:
+    metadata = dict(body.metadata or {})
+    if body.model is not None:
+        # The tutorials let the client pick a model; agenthost runs the agent's configured model
+        # and records what was asked for.
+        metadata["requested_model"] = body.model
+    return RunSpec(
+        agent=runtime.registry.default_entry().name,
+        input=body.prompt,
+        user_id=body.user_id,
+        max_tokens=body.max_tokens,
+        metadata=metadata or None,
+    )
+
+
+@router.post("/run")
+async def seed_run(body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep) -> Response:
+    """Run the default agent and wait (`POST /v1/agents/{default}/run`)."""
+    return await run_and_wait(service, runtime, _spec(runtime, body), key, seed_view)
+
+
+@router.post("/stream")
+async def seed_stream(body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep) -> Response:
+    """Stream the default agent's text as `data: <token>` lines, ending with `data: [DONE]`."""
+    return await run_streaming(service, runtime, _spec(runtime, body), key, seed=True)
+
+
+@router.post("/async", status_code=202)
+async def seed_async(body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep) -> Response:
+    """Queue a run of the default agent; answers 202 with `id` and `request_id`."""
+    return await run_background(service, _spec(runtime, body), key, seed=True)
+
+
+@router.get("/status/{run_id}")
+async def seed_status(run_id: Annotated[str, Path(min_length=1, max_length=64)], service: ServiceDep) -> Response:
+    """A run's status and result with the tutorials' field names."""
+    return JSONResponse(seed_view(await service.get(run_id)))

@@ -1,0 +1,159 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["AgentInfo", "RunAccepted", "RunCreate", "RunList", "RunView", "SeedRunCreate", "run_view"]
+
+MAX_INPUT_CHARS = 200_000
+
+
+class RunCreate(BaseModel):
+    """Body of `POST /v1/agents/{agent}/run|stream|runs`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, description="The user's message.")
+    user_id: str | None = Field(None, min_length=1, max_length=256, description="End user, for filtering.")
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, description="Cap on output tokens per model call.")
+    metadata: dict[str, str | int | float | bool | None] | None = Field(
+        None, description="Free-form labels stored with the run."
+    )
+
+
+class SeedRunCreate(BaseModel):
+    """Body of the seed-compatible `/agent/*` aliases: `prompt` instead of `input`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    user_id: str | None = Field(None, min_length=1, max_length=256)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    model: str | None = Field(None, max_length=256, description="Recorded; the agent's configured model runs.")
+    metadata: dict[str, str | int | float | bool | None] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_input(cls, data: Any) -> Any:
+        # Clients written against either API work: `input` is accepted as a synonym.
+        if isinstance(data, dict) and "prompt" not in data and "input" in data:
+            data = {**data, "prompt": data["input"]}
+            del data["input"]
+        return data
+
+
+class Usage(BaseModel):
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    requests: int
+    tool_calls: int
+
+
+class Cost(BaseModel):
+    usd: float = Field(description="Total price in US dollars.")
+    nanousd: int = Field(description="The same, exact, in units of 1e-9 USD.")
+    status: Literal["none", "priced", "free", "unknown_model", "partial"] = Field(
+        description="`unknown_model`/`partial`: some calls had no known price and count as 0."
+    )
+
+
+class RunError(BaseModel):
+    code: str
+    message: str
+
+
+class RunView(BaseModel):
+    """A run: status, and once finished, output, usage, cost, latency and steps."""
+
+    id: str
+    object: Literal["run"] = "run"
+    agent: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    user_id: str | None
+    input: str
+    output: Any = None
+    error: RunError | None = None
+    model: str | None
+    usage: Usage
+    cost: Cost
+    latency_ms: float | None = Field(description="From acceptance to completion.")
+    steps: int = Field(description="Checkpointed model and tool steps.")
+    metadata: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+
+class RunAccepted(BaseModel):
+    """A run that is still going: poll `location` or follow `events`."""
+
+    id: str
+    object: Literal["run"] = "run"
+    status: str
+    location: str
+    events: str
+
+
+class RunList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[RunView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class AgentInfo(BaseModel):
+    name: str
+    description: str
+    model: str
+    default: bool
+
+
+def run_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The JSON form of a run row (see `RunView`)."""
+    created = row["created_at"]
+    completed = row.get("completed_at")
+    input_tokens = row.get("input_tokens") or 0
+    output_tokens = row.get("output_tokens") or 0
+    nanousd = row.get("cost_nanousd") or 0
+    error = row.get("error")
+    return {
+        "id": row["id"],
+        "object": "run",
+        "agent": row["agent"],
+        "status": row["status"],
+        "user_id": row.get("user_id"),
+        "input": (row.get("input") or {}).get("text", ""),
+        "output": row.get("output"),
+        "error": {"code": error["code"], "message": error["message"]} if error else None,
+        "model": row.get("model"),
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+            "requests": row.get("requests") or 0,
+            "tool_calls": row.get("tool_calls") or 0,
+        },
+        "cost": {"usd": nanousd / 1e9, "nanousd": nanousd, "status": row.get("cost_status") or "none"},
+        "latency_ms": round((completed - created).total_seconds() * 1000, 3) if completed else None,
+        "steps": row.get("steps") or 0,
+        "metadata": row.get("metadata"),
+        "created_at": created.isoformat(),
+        "started_at": row["started_at"].isoformat() if row.get("started_at") else None,
+        "completed_at": completed.isoformat() if completed else None,
+    }
+
+
+def seed_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A run with the seed tutorials' field names added beside agenthost's own."""
+    view = run_view(row)
+    output = view["output"]
+    view.update(
+        response=output if isinstance(output, str) or output is None else output,
+        tokens_used=view["usage"]["total_tokens"],
+        cost_usd=view["cost"]["usd"],
+    )
+    return view

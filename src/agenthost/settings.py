@@ -1,0 +1,300 @@
+"""agenthost configuration: `agenthost.toml`, `AGENTHOST_*` environment overrides, `*_FILE` secrets.
+
+Precedence, highest first: keyword arguments, environment variables, `*_FILE` secret files, the
+TOML file, defaults. Nested keys use `__` in environment names, e.g. `AGENTHOST_SERVER__PORT=9000`
+overrides `[server] port`. Any variable may instead be given as a file path with a `_FILE` suffix
+(the Docker/Kubernetes secrets convention): `AGENTHOST_MODELS__MAIN__API_KEY_FILE=/run/secrets/key`.
+
+Example:
+    >>> s = Settings(agents={"bot": {"path": "mybot.agent:agent"}})
+    >>> s.default_agent_name()
+    'bot'
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from agenthost.errors import ConfigError
+
+__all__ = [
+    "AgentConfig",
+    "DurabilitySettings",
+    "LocalModelSettings",
+    "LoggingSettings",
+    "ModelConfig",
+    "ServerSettings",
+    "Settings",
+    "load_settings",
+]
+
+ENV_PREFIX = "AGENTHOST_"
+DEFAULT_CONFIG_NAME = "agenthost.toml"
+_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    """`[server]`: the HTTP API."""
+
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 in containers.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
+    run_wait_timeout: float = Field(
+        30.0, gt=0, description="Seconds `POST .../run` waits before answering 202 with the run's location."
+    )
+    heartbeat_interval: float = Field(15.0, gt=0, description="Seconds between SSE heartbeat comments.")
+    shutdown_grace_seconds: float = Field(30.0, ge=0, description="Grace period for in-flight work on SIGTERM.")
+    max_page_size: int = Field(100, ge=1, le=1000, description="Upper bound on `limit` for list endpoints.")
+
+
+class DurabilitySettings(_Section):
+    """`[durability]`: the DBOS engine that makes runs durable."""
+
+    app_name: str = Field("agenthost", pattern=r"^[a-z0-9_-]{3,}$", description="DBOS application name.")
+    application_version: str = Field(
+        "1",
+        min_length=1,
+        description="Pinned DBOS application version: processes with the same version recover each other's runs.",
+    )
+    executor_id: str = Field("local", min_length=1, description="Unique per replica in a multi-replica deployment.")
+    queue_concurrency: int = Field(16, ge=1, description="Background runs executing at once in this process.")
+    events_flush_interval: float = Field(
+        0.25, gt=0, description="Seconds between writes of buffered run events to the database."
+    )
+
+
+class ModelConfig(_Section):
+    """`[models.<name>]`: a named model agents can use."""
+
+    provider: Literal["openai", "anthropic", "local"] = Field(
+        description="Wire protocol: `openai` (also any OpenAI-compatible endpoint), `anthropic`, or `local`."
+    )
+    model: str = Field("", description="Provider model id, e.g. `gpt-4o-mini`; ignored for `local`.")
+    base_url: str | None = Field(None, description="Endpoint for OpenAI-compatible servers (vLLM, Ollama, ...).")
+    api_key: SecretStr | None = Field(None, description="Credential; prefer `*_FILE` or the provider's env var.")
+    timeout: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
+    max_tokens: int | None = Field(None, ge=1, description="Default cap on output tokens per model call.")
+
+    @model_validator(mode="after")
+    def _model_required(self) -> ModelConfig:
+        if self.provider != "local" and not self.model:
+            msg = f"`model` is required for provider {self.provider!r}"
+            raise ValueError(msg)
+        return self
+
+
+class AgentConfig(_Section):
+    """`[agents.<name>]`: an agent served by this process."""
+
+    path: str = Field(description="Import path `module:attribute` of a `pydantic_ai.Agent`.")
+    model: str | None = Field(
+        None, description="A name from `[models]`, or a pydantic-ai model string like `openai:gpt-4o`."
+    )
+    description: str = Field("", description="Shown in listings.")
+    deps_factory: str | None = Field(
+        None, description="Import path of a callable returning the agent's `deps` for each run."
+    )
+
+    @field_validator("path", "deps_factory")
+    @classmethod
+    def _import_path(cls, value: str | None) -> str | None:
+        if value is not None and not _IMPORT_PATH.match(value):
+            msg = f"must look like `module:attribute` (got {value!r})"
+            raise ValueError(msg)
+        return value
+
+
+class LocalModelSettings(_Section):
+    """`[local]`: the in-process GGUF model used when no provider key is set."""
+
+    model_path: Path | None = Field(None, description="GGUF file; defaults to SmolLM2-135M-Instruct from `[local]`.")
+    n_ctx: int = Field(2048, ge=256, description="Context window in tokens.")
+    n_threads: int | None = Field(None, ge=1, description="CPU threads; default is llama.cpp's choice.")
+    max_tokens: int = Field(256, ge=1, description="Default cap on generated tokens.")
+
+
+class LoggingSettings(_Section):
+    """`[logging]`: structured logs."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = Field("json", description="`json` for production, `console` for humans.")
+
+
+AgentName = Annotated[str, Field(pattern=_NAME.pattern)]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with `load_settings()` to get file and env handling."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///.agenthost/agenthost.db"),
+        description="SQLite file (default) or `postgresql://...`; env `AGENTHOST_DATABASE_URL`.",
+    )
+    default_agent: str | None = Field(None, description="Agent served by the seed aliases `/agent/*`.")
+    default_model: str | None = Field(None, description="Model for agents that name none (a `[models]` name).")
+    agents: dict[AgentName, AgentConfig] = Field(default_factory=dict)
+    models: dict[AgentName, ModelConfig] = Field(default_factory=dict)
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    durability: DurabilitySettings = Field(default_factory=DurabilitySettings)  # type: ignore[arg-type]
+    local: LocalModelSettings = Field(default_factory=LocalModelSettings)  # type: ignore[arg-type]
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    config_dir: Path | None = Field(None, exclude=True, description="Directory of the TOML file (set by loader).")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://", "postgres://")):
+            msg = "must start with sqlite:/// or postgresql://"
+            raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        if self.default_agent is not None and self.default_agent not in self.agents:
+            msg = f"default_agent {self.default_agent!r} is not one of [agents]: {sorted(self.agents)}"
+            raise ValueError(msg)
+        if self.default_model is not None and self.default_model not in self.models:
+            msg = f"default_model {self.default_model!r} is not one of [models]: {sorted(self.models)}"
+            raise ValueError(msg)
+        for name, agent in self.agents.items():
+            if agent.model is not None and agent.model not in self.models and ":" not in agent.model:
+                msg = (
+                    f"agents.{name}.model {agent.model!r} is neither a [models] name nor a "
+                    "provider:model string"
+                )
+                raise ValueError(msg)
+        return self
+
+    def default_agent_name(self) -> str | None:
+        """The agent behind `/agent/*`: `default_agent`, or the first agent configured."""
+        if self.default_agent is not None:
+            return self.default_agent
+        return next(iter(self.agents), None)
+
+    def masked(self) -> dict[str, Any]:
+        """The resolved settings as JSON-able data with every secret masked."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = mask_url(self.database_url.get_secret_value())
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = _TOML_FILE.get("path")
+        del env_settings  # replaced by a source that also understands `*_FILE`
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+# The TOML path is chosen at load time; pydantic-settings builds sources from the class, so the
+# loader hands the path over here for the duration of one construction.
+_TOML_FILE: dict[str, Path | None] = {"path": None}
+
+
+class _EnvSource(EnvSettingsSource):
+    """Environment variables, where `AGENTHOST_X_FILE=/path` supplies `AGENTHOST_X` from a file.
+
+    A variable set directly wins over its `_FILE` form.
+    """
+
+    def _load_env_vars(self) -> dict[str, str | None]:
+        loaded = super()._load_env_vars()
+        values = {key: value for key, value in loaded.items() if not key.endswith("_file")}
+        for key, path in loaded.items():
+            if not key.startswith(ENV_PREFIX.lower()) or not key.endswith("_file") or path is None:
+                continue
+            name = key.removesuffix("_file")
+            if name in values:
+                continue
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                msg = f"{key.upper()}: cannot read secret file {path!r}: {exc.strerror}"
+                raise ConfigError(msg) from exc
+        return values
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def resolve_config_path(path: Path | str | None) -> Path | None:
+    """The TOML file to read: the argument, `AGENTHOST_CONFIG`, or `./agenthost.toml` if present."""
+    explicit = path if path is not None else os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if explicit is not None:
+        candidate = Path(explicit)
+        if not candidate.is_file():
+            msg = f"config file {str(candidate)!r} does not exist"
+            raise ConfigError(msg)
+        return candidate.resolve()
+    default = Path.cwd() / DEFAULT_CONFIG_NAME
+    return default.resolve() if default.is_file() else None
+
+
+def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
+    """Load and validate the configuration; raise `ConfigError` naming each bad key.
+
+    Example:
+        >>> load_settings(None, agents={"a": {"path": "x:y"}}).agents["a"].path
+        'x:y'
+    """
+    config_path = resolve_config_path(path)
+    _TOML_FILE["path"] = config_path
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_path)) from None
+    except ValueError as exc:  # a TOML syntax error surfaces as a ValueError subclass
+        where = str(config_path) if config_path else "configuration"
+        msg = f"{where}: {exc}"
+        raise ConfigError(msg) from None
+    finally:
+        _TOML_FILE["path"] = None
+    settings.config_dir = config_path.parent if config_path else None
+    return settings
+
+
+def _describe(exc: ValidationError, config_path: Path | None) -> str:
+    where = str(config_path) if config_path else "configuration"
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        problem = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            problem = "unknown key"
+        lines.append(f"{key}: {problem}")
+    return f"invalid {where}: " + "; ".join(lines)

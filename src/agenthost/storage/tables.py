@@ -1,0 +1,81 @@
+"""agenthost's own tables. DBOS keeps its workflow and step records in its own schema beside these.
+
+Money is stored as integer nano-dollars (1e-9 USD) so sums are exact on every backend.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData()
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = "naive datetimes are not stored; use UTC-aware values"
+            raise ValueError(msg)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+JSONType = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(256)),
+    sa.Column("thread_id", sa.String(128)),
+    sa.Column("input", JSONType, nullable=False),
+    sa.Column("output", JSONType),
+    sa.Column("error", JSONType),
+    sa.Column("model", sa.String(256)),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("requests", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("tool_calls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("cost_nanousd", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cost_status", sa.String(32), nullable=False, server_default="none"),
+    sa.Column("steps", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("idempotency_key", sa.String(256)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("metadata", JSONType),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("completed_at", UTCDateTime),
+    sa.Index("ix_runs_created", "created_at", "id"),
+    sa.Index("ix_runs_status_created", "status", "created_at"),
+    sa.Index("ix_runs_agent_created", "agent", "created_at"),
+    sa.Index("ix_runs_user_created", "user_id", "created_at"),
+)
+
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+def row_dict(row: sa.Row[Any]) -> dict[str, Any]:
+    """A result row as a plain dict."""
+    return dict(row._mapping)  # noqa: SLF001 - `_mapping` is SQLAlchemy's public row-as-mapping accessor
