@@ -14,9 +14,9 @@ from pydantic_ai import Agent, ModelRetry
 
 KNOWLEDGE_BASE = {
     "shipping": "Standard shipping takes 3-5 business days; express takes 1-2. Orders ship from Tel Aviv.",
-    "returns": "Items can be returned within 30 days of delivery for a full refund, unused and in original packaging.",
+    "returns": "Items can be returned within 30 days of delivery for a full refund, unused and boxed.",
     "refunds": "Refunds go back to the original payment method within 5-10 business days of approval.",
-    "warranty": "All electronics carry a 12-month manufacturer warranty covering defects, not accidental damage.",
+    "warranty": "Electronics carry a 12-month manufacturer warranty covering defects, not accidents.",
     "hours": "Support is open Sunday to Thursday, 09:00-18:00 Israel time.",
 }
 
@@ -30,12 +30,23 @@ class Order(BaseModel):
 
 
 ORDERS = {
-    "1234": Order(order_id="1234", status="delayed in transit", item="wireless headphones",
-                  total_usd=89.9, placed_on=date(2026, 11, 10)),
-    "5678": Order(order_id="5678", status="delivered", item="usb-c charger", total_usd=24.5,
-                  placed_on=date(2026, 11, 2)),
-    "9012": Order(order_id="9012", status="processing", item="mechanical keyboard", total_usd=129.0,
-                  placed_on=date(2026, 11, 19)),
+    "1234": Order(
+        order_id="1234",
+        status="delayed in transit",
+        item="wireless headphones",
+        total_usd=89.9,
+        placed_on=date(2026, 11, 10),
+    ),
+    "5678": Order(
+        order_id="5678", status="delivered", item="usb-c charger", total_usd=24.5, placed_on=date(2026, 11, 2)
+    ),
+    "9012": Order(
+        order_id="9012",
+        status="processing",
+        item="mechanical keyboard",
+        total_usd=129.0,
+        placed_on=date(2026, 11, 19),
+    ),
 }
 
 REFUNDS: list[dict[str, object]] = []

@@ -8,16 +8,16 @@ default stable `code`; the server renders any of them as::
 The tree::
 
     AgentHostError
-    ├── ConfigError                  configuration invalid (start-up; `agenthost check`)
-    ├── RequestError          4xx    the client's request cannot be served
-    │   ├── InvalidRequest     400/422 malformed or invalid input
-    │   ├── Unauthorized       401
-    │   ├── NotFound           404   unknown agent, run, ...
-    │   ├── Conflict           409   state conflict (idempotency key reuse, run not cancellable)
-    │   └── PayloadTooLarge    413
-    └── RunError                     a run could not complete
-        ├── ModelError        502    the model provider failed (after retries, when those land)
-        └── ModelNotConfigured 500   no model could be resolved for an agent
+    ├── ConfigError                      configuration invalid (start-up; `agenthost check`)
+    ├── RequestError                4xx  the client's request cannot be served
+    │   ├── InvalidRequestError     400/422  malformed or invalid input
+    │   ├── UnauthorizedError       401
+    │   ├── NotFoundError           404  unknown agent, run, ...
+    │   ├── ConflictError           409  state conflict (idempotency key reuse, run not cancellable)
+    │   └── PayloadTooLargeError    413
+    └── RunError                         a run could not complete
+        ├── ModelError              502  the model provider failed
+        └── ModelNotConfiguredError 500  no model could be resolved for an agent
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from typing import Any, ClassVar
 __all__ = [
     "AgentHostError",
     "ConfigError",
-    "Conflict",
-    "InvalidRequest",
+    "ConflictError",
+    "InvalidRequestError",
     "ModelError",
-    "ModelNotConfigured",
-    "NotFound",
-    "PayloadTooLarge",
+    "ModelNotConfiguredError",
+    "NotFoundError",
+    "PayloadTooLargeError",
     "RequestError",
     "RunError",
-    "Unauthorized",
+    "UnauthorizedError",
 ]
 
 
@@ -49,7 +49,7 @@ class AgentHostError(Exception):
         details: Optional JSON-serialisable extra information.
     """
 
-    status: ClassVar[int] = 500
+    default_status: ClassVar[int] = 500
     default_code: ClassVar[str] = "internal_error"
 
     def __init__(
@@ -64,8 +64,7 @@ class AgentHostError(Exception):
         self.message = message
         self.code = code or self.default_code
         self.details = details
-        if status is not None:
-            self.status = status
+        self.status: int = status if status is not None else self.default_status
 
     def to_body(self, request_id: str | None) -> dict[str, Any]:
         """The JSON error body, `{"error": {"code", "message", "request_id", ...}}`."""
@@ -84,42 +83,42 @@ class ConfigError(AgentHostError):
 class RequestError(AgentHostError):
     """The request cannot be served as sent (a 4xx)."""
 
-    status = 400
+    default_status = 400
     default_code = "bad_request"
 
 
-class InvalidRequest(RequestError):
+class InvalidRequestError(RequestError):
     """Malformed JSON, missing or wrong-typed fields, bad query parameters."""
 
-    status = 422
+    default_status = 422
     default_code = "invalid_request"
 
 
-class Unauthorized(RequestError):
+class UnauthorizedError(RequestError):
     """Missing or invalid credentials."""
 
-    status = 401
+    default_status = 401
     default_code = "unauthorized"
 
 
-class NotFound(RequestError):
+class NotFoundError(RequestError):
     """The named resource does not exist (or the caller may not see it)."""
 
-    status = 404
+    default_status = 404
     default_code = "not_found"
 
 
-class Conflict(RequestError):
+class ConflictError(RequestError):
     """The request conflicts with the current state of the resource."""
 
-    status = 409
+    default_status = 409
     default_code = "conflict"
 
 
-class PayloadTooLarge(RequestError):
+class PayloadTooLargeError(RequestError):
     """The request body exceeds the configured limit."""
 
-    status = 413
+    default_status = 413
     default_code = "payload_too_large"
 
 
@@ -132,11 +131,11 @@ class RunError(AgentHostError):
 class ModelError(RunError):
     """The model provider returned an error or could not be reached."""
 
-    status = 502
+    default_status = 502
     default_code = "model_error"
 
 
-class ModelNotConfigured(RunError):
+class ModelNotConfiguredError(RunError):
     """No model could be resolved for an agent."""
 
     default_code = "model_not_configured"

@@ -18,7 +18,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -60,7 +68,9 @@ class ServerSettings(_Section):
         30.0, gt=0, description="Seconds `POST .../run` waits before answering 202 with the run's location."
     )
     heartbeat_interval: float = Field(15.0, gt=0, description="Seconds between SSE heartbeat comments.")
-    shutdown_grace_seconds: float = Field(30.0, ge=0, description="Grace period for in-flight work on SIGTERM.")
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="Grace period for in-flight work on SIGTERM."
+    )
     max_page_size: int = Field(100, ge=1, le=1000, description="Upper bound on `limit` for list endpoints.")
 
 
@@ -71,9 +81,11 @@ class DurabilitySettings(_Section):
     application_version: str = Field(
         "1",
         min_length=1,
-        description="Pinned DBOS application version: processes with the same version recover each other's runs.",
+        description="Pinned DBOS application version: processes sharing it recover each other's runs.",
     )
-    executor_id: str = Field("local", min_length=1, description="Unique per replica in a multi-replica deployment.")
+    executor_id: str = Field(
+        "local", min_length=1, description="Unique per replica in a multi-replica deployment."
+    )
     queue_concurrency: int = Field(16, ge=1, description="Background runs executing at once in this process.")
     events_flush_interval: float = Field(
         0.25, gt=0, description="Seconds between writes of buffered run events to the database."
@@ -87,8 +99,12 @@ class ModelConfig(_Section):
         description="Wire protocol: `openai` (also any OpenAI-compatible endpoint), `anthropic`, or `local`."
     )
     model: str = Field("", description="Provider model id, e.g. `gpt-4o-mini`; ignored for `local`.")
-    base_url: str | None = Field(None, description="Endpoint for OpenAI-compatible servers (vLLM, Ollama, ...).")
-    api_key: SecretStr | None = Field(None, description="Credential; prefer `*_FILE` or the provider's env var.")
+    base_url: str | None = Field(
+        None, description="Endpoint for OpenAI-compatible servers (vLLM, Ollama, ...)."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="Credential; prefer `*_FILE` or the provider's env var."
+    )
     timeout: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
     max_tokens: int | None = Field(None, ge=1, description="Default cap on output tokens per model call.")
 
@@ -124,7 +140,9 @@ class AgentConfig(_Section):
 class LocalModelSettings(_Section):
     """`[local]`: the in-process GGUF model used when no provider key is set."""
 
-    model_path: Path | None = Field(None, description="GGUF file; defaults to SmolLM2-135M-Instruct from `[local]`.")
+    model_path: Path | None = Field(
+        None, description="GGUF file; defaults to SmolLM2-135M-Instruct from `[local]`."
+    )
     n_ctx: int = Field(2048, ge=256, description="Context window in tokens.")
     n_threads: int | None = Field(None, ge=1, description="CPU threads; default is llama.cpp's choice.")
     max_tokens: int = Field(256, ge=1, description="Default cap on generated tokens.")
@@ -134,7 +152,9 @@ class LoggingSettings(_Section):
     """`[logging]`: structured logs."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["json", "console"] = Field("json", description="`json` for production, `console` for humans.")
+    format: Literal["json", "console"] = Field(
+        "json", description="`json` for production, `console` for humans."
+    )
 
 
 AgentName = Annotated[str, Field(pattern=_NAME.pattern)]
@@ -155,14 +175,18 @@ class Settings(BaseSettings):
         description="SQLite file (default) or `postgresql://...`; env `AGENTHOST_DATABASE_URL`.",
     )
     default_agent: str | None = Field(None, description="Agent served by the seed aliases `/agent/*`.")
-    default_model: str | None = Field(None, description="Model for agents that name none (a `[models]` name).")
+    default_model: str | None = Field(
+        None, description="Model for agents that name none (a `[models]` name)."
+    )
     agents: dict[AgentName, AgentConfig] = Field(default_factory=dict)
     models: dict[AgentName, ModelConfig] = Field(default_factory=dict)
-    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
-    durability: DurabilitySettings = Field(default_factory=DurabilitySettings)  # type: ignore[arg-type]
-    local: LocalModelSettings = Field(default_factory=LocalModelSettings)  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    durability: DurabilitySettings = Field(default_factory=DurabilitySettings)
+    local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
-    config_dir: Path | None = Field(None, exclude=True, description="Directory of the TOML file (set by loader).")
+    config_dir: Path | None = Field(
+        None, exclude=True, description="Directory of the TOML file (set by loader)."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -41,14 +41,16 @@ def test_text_reply_and_usage(anthropic_client: anthropic.Anthropic) -> None:
     assert message.id.startswith("msg_")
     assert message.stop_reason == "end_turn"
     assert [block.type for block in message.content] == ["text"]
-    assert message.content[0].text == "Mock reply to: Hello there, mock!"  # type: ignore[union-attr]
+    assert message.content[0].text == "Mock reply to: Hello there, mock!"
     assert message.usage.input_tokens == count_tokens("Be brief.") + count_tokens("Hello there, mock!") == 5
     assert message.usage.output_tokens == 6
     assert message.usage.cache_creation_input_tokens == 0
     assert message.usage.cache_read_input_tokens == 0
 
 
-def test_input_tokens_count_blocks_tool_use_tool_results_and_tools(anthropic_client: anthropic.Anthropic) -> None:
+def test_input_tokens_count_blocks_tool_use_tool_results_and_tools(
+    anthropic_client: anthropic.Anthropic,
+) -> None:
     messages: Any = [
         {"role": "user", "content": [{"type": "text", "text": "weather please"}]},
         {
@@ -60,7 +62,9 @@ def test_input_tokens_count_blocks_tool_use_tool_results_and_tools(anthropic_cli
         },
         {
             "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "sunny"}]}],
+            "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "sunny"}]}
+            ],
         },
     ]
     message = anthropic_client.messages.create(
@@ -68,7 +72,7 @@ def test_input_tokens_count_blocks_tool_use_tool_results_and_tools(anthropic_cli
         max_tokens=100,
         system=[{"type": "text", "text": "You are a weather bot."}],
         messages=messages,
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
     )
     expected = (
         count_tokens("You are a weather bot.")
@@ -80,13 +84,13 @@ def test_input_tokens_count_blocks_tool_use_tool_results_and_tools(anthropic_cli
     )
     assert message.usage.input_tokens == expected
     # The tool-result-only user message is not "what the user said": the echo is the real prompt.
-    assert message.content[0].text == "Mock reply to: weather please"  # type: ignore[union-attr]
+    assert message.content[0].text == "Mock reply to: weather please"
 
     counted = anthropic_client.messages.count_tokens(
         model="m",
         system=[{"type": "text", "text": "You are a weather bot."}],
         messages=messages,
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
     )
     assert counted.input_tokens == expected
 
@@ -105,7 +109,9 @@ def test_raw_stream_events_and_usage(anthropic_client: anthropic.Anthropic) -> N
     assert start.type == "message_start"
     assert start.message.usage.input_tokens == 2
     assert start.message.usage.output_tokens == 1
-    deltas = [e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta"]
+    deltas = [
+        e.delta.text for e in events if e.type == "content_block_delta" and e.delta.type == "text_delta"
+    ]
     assert deltas == tokenize("Mock reply to: stream  me")
     final = events[-2]
     assert final.type == "message_delta"
@@ -114,21 +120,29 @@ def test_raw_stream_events_and_usage(anthropic_client: anthropic.Anthropic) -> N
 
 
 def test_stream_helper_accumulates_the_same_message(anthropic_client: anthropic.Anthropic) -> None:
-    kwargs: Any = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "same either way"}]}
+    kwargs: Any = {
+        "model": "m",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "same either way"}],
+    }
     plain = anthropic_client.messages.create(**kwargs)
     with anthropic_client.messages.stream(**kwargs) as stream:
         text = "".join(stream.text_stream)
         streamed = stream.get_final_message()
-    assert text == streamed.content[0].text == plain.content[0].text  # type: ignore[union-attr]
+    assert text == streamed.content[0].text == plain.content[0].text
     assert streamed.usage.input_tokens == plain.usage.input_tokens
     assert streamed.usage.output_tokens == plain.usage.output_tokens
     assert streamed.id == plain.id
 
 
-def test_tool_use_non_stream_then_tool_result_turn(mock_llm: MockLLMServer, anthropic_client: anthropic.Anthropic) -> None:
+def test_tool_use_non_stream_then_tool_result_turn(
+    mock_llm: MockLLMServer, anthropic_client: anthropic.Anthropic
+) -> None:
     mock_llm.configure(scenarios=TOOL_SCENARIO)
     messages: Any = [{"role": "user", "content": "weather in Paris?"}]
-    first = anthropic_client.messages.create(model="weather", max_tokens=100, messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
+    first = anthropic_client.messages.create(
+        model="weather", max_tokens=100, messages=messages, tools=[WEATHER_TOOL]
+    )
     assert first.stop_reason == "tool_use"
     assert [block.type for block in first.content] == ["text", "tool_use"]
     tool_use = first.content[1]
@@ -136,14 +150,16 @@ def test_tool_use_non_stream_then_tool_result_turn(mock_llm: MockLLMServer, anth
     assert tool_use.id == "toolu_0_0"
     assert tool_use.name == "get_weather"
     assert tool_use.input == {"city": "Paris"}
-    assert first.usage.output_tokens == count_tokens("Checking.") + count_tokens(json.dumps({"city": "Paris"}))
+    assert first.usage.output_tokens == count_tokens("Checking.") + count_tokens(
+        json.dumps({"city": "Paris"})
+    )
 
     messages += [
         {"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use.id, "content": "22C"}]},
     ]
     second = anthropic_client.messages.create(model="weather", max_tokens=100, messages=messages)
-    assert second.content[0].text == "Result: 22C (turn 1)"  # type: ignore[union-attr]
+    assert second.content[0].text == "Result: 22C (turn 1)"
     assert second.stop_reason == "end_turn"
 
 
@@ -160,7 +176,9 @@ def test_tool_use_stream(mock_llm: MockLLMServer, anthropic_client: anthropic.An
     assert block.type == "tool_use"
     assert (block.id, block.name) == ("toolu_0_0", "get_weather")
     partial = [
-        e.delta.partial_json for e in events if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
+        e.delta.partial_json
+        for e in events
+        if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
     ]
     assert json.loads("".join(partial)) == {"city": "Paris"}
     delta = events[-2]
@@ -179,7 +197,7 @@ def test_tool_use_stream(mock_llm: MockLLMServer, anthropic_client: anthropic.An
 def test_max_tokens_truncates_and_reports_max_tokens(anthropic_client: anthropic.Anthropic) -> None:
     kwargs: Any = {"model": "m", "max_tokens": 3, "messages": [{"role": "user", "content": "a b c d"}]}
     message = anthropic_client.messages.create(**kwargs)
-    assert message.content[0].text == "Mock reply to:"  # type: ignore[union-attr]
+    assert message.content[0].text == "Mock reply to:"
     assert message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 3
     with anthropic_client.messages.stream(**kwargs) as stream:
@@ -192,7 +210,7 @@ def test_beta_endpoint_and_query_string(anthropic_client: anthropic.Anthropic, h
     message = anthropic_client.beta.messages.create(
         model="m", max_tokens=50, messages=[{"role": "user", "content": "beta"}]
     )
-    assert message.content[0].text == "Mock reply to: beta"  # type: ignore[union-attr]
+    assert message.content[0].text == "Mock reply to: beta"
     response = http.post(
         "/v1/messages?beta=true",
         json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "raw"}]},

@@ -24,7 +24,10 @@ WEATHER_TOOL = {
 TOOL_SCENARIO = {
     "weather": {
         "turns": [
-            {"text": "Let me look that up.", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+            {
+                "text": "Let me look that up.",
+                "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}],
+            },
             {"text": "Result: {last_tool_result}"},
         ]
     }
@@ -36,7 +39,7 @@ def test_text_reply_and_usage(openai_client: openai.OpenAI) -> None:
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "Hello there, mock!"},
     ]
-    response = openai_client.chat.completions.create(model="gpt-test", messages=messages)  # type: ignore[arg-type]
+    response = openai_client.chat.completions.create(model="gpt-test", messages=messages)
 
     choice = response.choices[0]
     assert choice.message.content == "Mock reply to: Hello there, mock!"
@@ -46,7 +49,11 @@ def test_text_reply_and_usage(openai_client: openai.OpenAI) -> None:
     assert response.id.startswith("chatcmpl-")
     assert response.created > 0
     assert response.usage is not None
-    assert response.usage.prompt_tokens == count_tokens("You are terse.") + count_tokens("Hello there, mock!") == 6
+    assert (
+        response.usage.prompt_tokens
+        == count_tokens("You are terse.") + count_tokens("Hello there, mock!")
+        == 6
+    )
     assert response.usage.completion_tokens == count_tokens("Mock reply to: Hello there, mock!") == 6
     assert response.usage.total_tokens == 12
 
@@ -72,7 +79,7 @@ def test_prompt_tokens_count_history_tool_calls_and_tool_definitions(openai_clie
         },
         {"role": "tool", "tool_call_id": "c1", "content": "sunny and warm"},
     ]
-    response = openai_client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL])  # type: ignore[arg-type,list-item]
+    response = openai_client.chat.completions.create(model="m", messages=messages, tools=[WEATHER_TOOL])
 
     expected = (
         count_tokens("weather please")
@@ -111,7 +118,9 @@ def test_stream_sends_one_token_per_chunk_and_usage_when_asked(openai_client: op
 
 def test_stream_without_include_usage_has_no_usage_chunk(openai_client: openai.OpenAI) -> None:
     chunks = list(
-        openai_client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True)
+        openai_client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
     )
     assert all(c.choices for c in chunks)
     assert all(c.usage is None for c in chunks)
@@ -133,7 +142,7 @@ def test_tool_calls_non_stream(mock_llm: MockLLMServer, openai_client: openai.Op
     response = openai_client.chat.completions.create(
         model="weather",
         messages=[{"role": "user", "content": "weather in Paris?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
     )
     choice = response.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -155,14 +164,16 @@ def test_tool_calls_stream_and_second_turn(mock_llm: MockLLMServer, openai_clien
     messages: list[dict[str, object]] = [{"role": "user", "content": "weather in Paris?"}]
     stream = openai_client.chat.completions.create(
         model="weather",
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         stream=True,
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     starts = [tc for d in deltas for tc in d.tool_calls or () if tc.id]
-    assert [(tc.index, tc.id, tc.function and tc.function.name) for tc in starts] == [(0, "call_0_0", "get_weather")]
+    assert [(tc.index, tc.id, tc.function and tc.function.name) for tc in starts] == [
+        (0, "call_0_0", "get_weather")
+    ]
     arguments = "".join(
         tc.function.arguments or "" for d in deltas for tc in d.tool_calls or () if tc.function and not tc.id
     )
@@ -171,7 +182,9 @@ def test_tool_calls_stream_and_second_turn(mock_llm: MockLLMServer, openai_clien
     assert len(argument_chunks) == count_tokens(arguments)
     text = "".join(d.content or "" for d in deltas)
     assert text == "Let me look that up."
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["tool_calls"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "tool_calls"
+    ]
     usage = chunks[-1].usage
     assert usage is not None
     assert usage.completion_tokens == count_tokens(text) + count_tokens(arguments)
@@ -181,12 +194,16 @@ def test_tool_calls_stream_and_second_turn(mock_llm: MockLLMServer, openai_clien
             "role": "assistant",
             "content": text,
             "tool_calls": [
-                {"id": "call_0_0", "type": "function", "function": {"name": "get_weather", "arguments": arguments}}
+                {
+                    "id": "call_0_0",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": arguments},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_0_0", "content": "22C and sunny"},
     ]
-    second = openai_client.chat.completions.create(model="weather", messages=messages)  # type: ignore[arg-type]
+    second = openai_client.chat.completions.create(model="weather", messages=messages)
     assert second.choices[0].message.content == "Result: 22C and sunny"
     assert second.choices[0].finish_reason == "stop"
 
@@ -203,7 +220,7 @@ def test_identical_requests_get_identical_ids(mock_llm: MockLLMServer, openai_cl
 
 def test_max_tokens_truncates_text_and_reports_length(openai_client: openai.OpenAI) -> None:
     messages = [{"role": "user", "content": "one two three four five"}]
-    response = openai_client.chat.completions.create(model="m", messages=messages, max_tokens=4)  # type: ignore[arg-type]
+    response = openai_client.chat.completions.create(model="m", messages=messages, max_tokens=4)
     assert response.choices[0].message.content == "Mock reply to: one"
     assert response.choices[0].finish_reason == "length"
     assert response.usage is not None
@@ -212,7 +229,7 @@ def test_max_tokens_truncates_text_and_reports_length(openai_client: openai.Open
     chunks = list(
         openai_client.chat.completions.create(
             model="m",
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,
             max_completion_tokens=2,
             stream=True,
             stream_options={"include_usage": True},
@@ -220,12 +237,16 @@ def test_max_tokens_truncates_text_and_reports_length(openai_client: openai.Open
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Mock reply"
-    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "length"
+    ]
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == 2
 
 
-def test_max_tokens_drops_a_tool_call_that_does_not_fit(mock_llm: MockLLMServer, openai_client: openai.OpenAI) -> None:
+def test_max_tokens_drops_a_tool_call_that_does_not_fit(
+    mock_llm: MockLLMServer, openai_client: openai.OpenAI
+) -> None:
     mock_llm.configure(scenarios=TOOL_SCENARIO)
     response = openai_client.chat.completions.create(
         model="weather", messages=[{"role": "user", "content": "q"}], max_tokens=5

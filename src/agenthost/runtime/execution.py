@@ -130,7 +130,11 @@ class RunExecution:
                 "requests": usage.get("requests", self.model_steps),
                 "tool_calls": usage.get("tool_calls", self.tool_steps),
             },
-            "cost": {"usd": self.cost_nanousd / 1e9, "nanousd": self.cost_nanousd, "status": self.cost_status},
+            "cost": {
+                "usd": self.cost_nanousd / 1e9,
+                "nanousd": self.cost_nanousd,
+                "status": self.cost_status,
+            },
             "steps": self.model_steps + self.tool_steps,
         }
 
@@ -273,7 +277,9 @@ class DurableModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> _messages.ModelResponse:
-        return await self._execution.model_step(self.wrapped, messages, model_settings, model_request_parameters)
+        return await self._execution.model_step(
+            self.wrapped, messages, model_settings, model_request_parameters
+        )
 
 
 class _ToolSteps(AbstractCapability[Any]):

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.models import Model
 
-from agenthost.errors import AgentHostError, ConfigError, NotFound
+from agenthost.errors import AgentHostError, ConfigError, NotFoundError
 from agenthost.gateway.models import ResolvedModel, resolve_agent_model
 from agenthost.settings import Settings
 
@@ -70,10 +70,7 @@ class AgentRegistry:
         for name, cfg in settings.agents.items():
             obj = import_object(cfg.path, f"agents.{name}.path")
             if not isinstance(obj, AbstractAgent):
-                msg = (
-                    f"agents.{name}.path: {cfg.path!r} is a {type(obj).__name__}, "
-                    "not a pydantic_ai.Agent"
-                )
+                msg = f"agents.{name}.path: {cfg.path!r} is a {type(obj).__name__}, not a pydantic_ai.Agent"
                 raise ConfigError(msg)
             factory = None
             if cfg.deps_factory is not None:
@@ -100,13 +97,13 @@ class AgentRegistry:
         entry = self._entries.get(name)
         if entry is None:
             msg = f"agent {name!r} is not served here; known agents: {sorted(self._entries)}"
-            raise NotFound(msg, code="agent_not_found")
+            raise NotFoundError(msg, code="agent_not_found")
         return entry
 
     def default_entry(self) -> AgentEntry:
         if self.default is None:
             msg = "no agents are configured"
-            raise NotFound(msg, code="agent_not_found")
+            raise NotFoundError(msg, code="agent_not_found")
         return self.get(self.default)
 
     def __iter__(self) -> Iterator[AgentEntry]:

@@ -15,8 +15,8 @@ from typing import Any
 import structlog
 from dbos import DBOS
 
-from agenthost.errors import Conflict, NotFound
-from agenthost.runtime.events import RunEvent
+from agenthost.errors import ConflictError, NotFoundError
+from agenthost.runtime.events import RunEvent, Subscription
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.spec import RunSpec
 from agenthost.runtime.workflow import start_run
@@ -88,21 +88,21 @@ class RunService:
         if not created:
             if stored["request_hash"] != request_hash:
                 msg = "this Idempotency-Key was already used with a different request body"
-                raise Conflict(msg, code="idempotency_key_reused")
+                raise ConflictError(msg, code="idempotency_key_reused")
             if await DBOS.get_workflow_status_async(run_id) is not None:
                 return Submission(stored, created=False, handle=None)
         handle = await start_run(run_id, spec, background=spec.queued)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
 
-    async def wait(self, submission: Submission, timeout: float) -> dict[str, Any] | None:
-        """The finished run's row, or None if it is still going after `timeout` seconds."""
+    async def wait(self, submission: Submission, wait_seconds: float) -> dict[str, Any] | None:
+        """The finished run's row, or None if it is still going after `wait_seconds`."""
         run_id = submission.row["id"]
         if submission.row["status"] in TERMINAL_STATUSES:
             return submission.row
         handle = submission.handle or await DBOS.retrieve_workflow_async(run_id)
         result = asyncio.ensure_future(handle.get_result())
-        done, _ = await asyncio.wait({result}, timeout=timeout)
+        done, _ = await asyncio.wait({result}, timeout=wait_seconds)
         if not done:
             result.cancel()
             return None
@@ -118,17 +118,17 @@ class RunService:
         row = await self.store.get(run_id)
         if row is None:
             msg = f"run {run_id!r} does not exist"
-            raise NotFound(msg, code="run_not_found")
+            raise NotFoundError(msg, code="run_not_found")
         return row
 
-    async def list(self, query: RunFilter) -> list[dict[str, Any]]:
-        return await self.store.list(query)
+    async def list_runs(self, query: RunFilter) -> list[dict[str, Any]]:
+        return await self.store.list_runs(query)
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
         row = await self.get(run_id)
         if row["status"] in TERMINAL_STATUSES:
-            msg = f"run {run_id!r} already ended ({row['status']}); only queued or running runs can be cancelled"
-            raise Conflict(msg, code="run_not_cancellable")
+            msg = f"run {run_id!r} already {row['status']}: only a queued or running run can be cancelled"
+            raise ConflictError(msg, code="run_not_cancellable")
         await self.store.cancel(run_id, datetime.now(UTC))
         await DBOS.cancel_workflow_async(run_id)
         task = self.runtime.local_tasks.get(run_id)
@@ -144,35 +144,44 @@ class RunService:
         Works for runs executing in this process (from memory, then live) and elsewhere (from
         the database, polled), and across a run's move between the two.
         """
-        bus = self.runtime.bus
-        subscription = bus.subscribe(run_id)
+        subscription = self.runtime.bus.subscribe(run_id)
         last = after_seq
         try:
             while True:
-                batch = bus.history(run_id, last)
-                if batch is None:
-                    batch = [RunEvent.from_row(row) for row in await self.store.events_after(run_id, last)]
+                batch = await self._catch_up(run_id, last)
                 for event in batch:
                     yield event
                     last = event.seq
                     if event.terminal:
                         return
-                while True:
-                    event_or_none = await subscription.get(timeout=_POLL_SECONDS)
-                    if event_or_none is None:
-                        break
-                    if event_or_none.seq <= last:
-                        continue
-                    if event_or_none.seq != last + 1:
-                        break  # a gap: catch up from history or the database first
-                    yield event_or_none
-                    last = event_or_none.seq
-                    if event_or_none.terminal:
+                async for event in self._live(subscription, last):
+                    yield event
+                    last = event.seq
+                    if event.terminal:
                         return
                 if not batch and await self._ended_without_more_events(run_id, last):
                     return
         finally:
             subscription.close()
+
+    async def _catch_up(self, run_id: str, last: int) -> list[RunEvent]:
+        history = self.runtime.bus.history(run_id, last)
+        if history is not None:
+            return history
+        return [RunEvent.from_row(row) for row in await self.store.events_after(run_id, last)]
+
+    @staticmethod
+    async def _live(subscription: Subscription, last: int) -> AsyncIterator[RunEvent]:
+        """Consecutive live events after `last`; stops when idle for a poll interval or on a gap."""
+        while (event := await subscription.get(_POLL_SECONDS)) is not None:
+            if event.seq <= last:
+                continue
+            if event.seq != last + 1:
+                return  # a gap: the caller catches up from history or the database first
+            yield event
+            last = event.seq
+            if event.terminal:
+                return
 
     async def _ended_without_more_events(self, run_id: str, last: int) -> bool:
         if self.runtime.bus.history(run_id, last) is not None:
@@ -184,9 +193,7 @@ class RunService:
 
     async def reconcile_lost_runs(self, older_than: timedelta = timedelta(seconds=60)) -> int:
         """Fail runs recorded but never started as workflows (a crash between the two writes)."""
-        lost = []
-        for run_id in await self.store.unfinished_before(datetime.now(UTC) - older_than):
-            if await DBOS.get_workflow_status_async(run_id) is None:
-                lost.append(run_id)
+        candidates = await self.store.unfinished_before(datetime.now(UTC) - older_than)
+        lost = [run_id for run_id in candidates if await DBOS.get_workflow_status_async(run_id) is None]
         await self.store.fail_lost(lost, datetime.now(UTC), "the server stopped before the run started")
         return len(lost)

@@ -63,12 +63,14 @@ def configure_dbos(settings: Settings, urls: DatabaseURLs) -> None:
 async def launch_dbos(settings: Settings) -> None:
     """Launch DBOS from inside the server's event loop, so recovered and queued runs execute on it."""
     DBOS.launch()
-    _queue[:] = [await DBOS.register_queue_async(
-        RUN_QUEUE,
-        worker_concurrency=settings.durability.queue_concurrency,
-        polling_interval_sec=0.2,
-        on_conflict="always_update",
-    )]
+    _queue[:] = [
+        await DBOS.register_queue_async(
+            RUN_QUEUE,
+            worker_concurrency=settings.durability.queue_concurrency,
+            polling_interval_sec=0.2,
+            on_conflict="always_update",
+        )
+    ]
 
 
 def shutdown_dbos(grace_seconds: float) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from agenthost.errors import InvalidRequest
+from agenthost.errors import InvalidRequestError
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService
 
@@ -30,7 +30,7 @@ def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) ->
         return None
     if not (0 < len(idempotency_key) <= _MAX_KEY) or not idempotency_key.isprintable():
         msg = f"Idempotency-Key must be 1-{_MAX_KEY} printable characters"
-        raise InvalidRequest(msg, code="invalid_idempotency_key")
+        raise InvalidRequestError(msg, code="invalid_idempotency_key")
     return idempotency_key
 
 

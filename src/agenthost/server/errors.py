@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agenthost.errors import AgentHostError, InvalidRequest
+from agenthost.errors import AgentHostError, InvalidRequestError
 
 __all__ = ["install_error_handlers"]
 
@@ -46,14 +46,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     problems = []
     for error in exc.errors():
         if error.get("type") == "json_invalid":
-            detail = InvalidRequest("request body is not valid JSON", code="invalid_json")
+            detail = InvalidRequestError("request body is not valid JSON", code="invalid_json")
             return JSONResponse(detail.to_body(_request_id(request)), status_code=400)
         message = error.get("msg", "invalid")
         if error.get("type") == "extra_forbidden":
             message = "unknown field"
         problems.append({"field": _field(tuple(error.get("loc", ()))), "message": message})
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    detail = InvalidRequest(f"invalid request: {summary}", details={"errors": problems})
+    detail = InvalidRequestError(f"invalid request: {summary}", details={"errors": problems})
     return JSONResponse(detail.to_body(_request_id(request)), status_code=detail.status)
 
 
@@ -69,7 +69,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     _log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
-    body = {"error": {"code": "internal_error", "message": "internal error", "request_id": _request_id(request)}}
+    body = {
+        "error": {"code": "internal_error", "message": "internal error", "request_id": _request_id(request)}
+    }
     return JSONResponse(body, status_code=500)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agenthost.errors import PayloadTooLarge
+from agenthost.errors import PayloadTooLargeError
 
 __all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "request_id_of"]
 
@@ -80,13 +80,16 @@ class BodyLimitMiddleware:
             await self._reject(scope, send)
 
     async def _reject(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"request body exceeds the limit of {self.max_bytes} bytes")
+        error = PayloadTooLargeError(f"request body exceeds the limit of {self.max_bytes} bytes")
         body = json.dumps(error.to_body(request_id_of(scope))).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": error.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -32,11 +32,16 @@ def accepted(run_id: str, status: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=202, headers={"Location": location})
 
 
-async def run_and_wait(
-    service: RunService, runtime: Runtime, spec: RunSpec, key: str | None, view: View
+async def run_and_wait(  # noqa: PLR0917
+    service: RunService,
+    runtime: Runtime,
+    spec: RunSpec,
+    key: str | None,
+    view: View,
+    wait_seconds: float | None = None,
 ) -> Response:
     submission = await service.submit(spec, idempotency_key=key)
-    row = await service.wait(submission, runtime.settings.server.run_wait_timeout)
+    row = await service.wait(submission, wait_seconds or runtime.settings.server.run_wait_timeout)
     if row is None:
         return accepted(submission.row["id"], "running")
     return JSONResponse(view(row))
@@ -55,7 +60,9 @@ async def run_streaming(
     )
 
 
-async def run_background(service: RunService, spec: RunSpec, key: str | None, *, seed: bool = False) -> Response:
+async def run_background(
+    service: RunService, spec: RunSpec, key: str | None, *, seed: bool = False
+) -> Response:
     submission = await service.submit(spec.model_copy(update={"queued": True}), idempotency_key=key)
     run_id = submission.row["id"]
     # The seed tutorials call the id of a queued request `request_id`.

@@ -19,7 +19,9 @@ class RunCreate(BaseModel):
 
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, description="The user's message.")
     user_id: str | None = Field(None, min_length=1, max_length=256, description="End user, for filtering.")
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000, description="Cap on output tokens per model call.")
+    max_tokens: int | None = Field(
+        None, ge=1, le=1_000_000, description="Cap on output tokens per model call."
+    )
     metadata: dict[str, str | int | float | bool | None] | None = Field(
         None, description="Free-form labels stored with the run."
     )
@@ -33,7 +35,9 @@ class SeedRunCreate(BaseModel):
     prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     user_id: str | None = Field(None, min_length=1, max_length=256)
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
-    model: str | None = Field(None, max_length=256, description="Recorded; the agent's configured model runs.")
+    model: str | None = Field(
+        None, max_length=256, description="Recorded; the agent's configured model runs."
+    )
     metadata: dict[str, str | int | float | bool | None] | None = None
 
     @model_validator(mode="before")
@@ -150,10 +154,7 @@ def run_view(row: dict[str, Any]) -> dict[str, Any]:
 def seed_view(row: dict[str, Any]) -> dict[str, Any]:
     """A run with the seed tutorials' field names added beside agenthost's own."""
     view = run_view(row)
-    output = view["output"]
     view.update(
-        response=output if isinstance(output, str) or output is None else output,
-        tokens_used=view["usage"]["total_tokens"],
-        cost_usd=view["cost"]["usd"],
+        response=view["output"], tokens_used=view["usage"]["total_tokens"], cost_usd=view["cost"]["usd"]
     )
     return view

@@ -64,7 +64,7 @@ def database_urls(url: str) -> DatabaseURLs:
                 dbos_url=f"postgresql://{rest}",
                 sqlite_path=None,
             )
-    msg = f"database_url: unsupported scheme in {url.split('://')[0]!r}; use sqlite:/// or postgresql://"
+    msg = f"database_url: unsupported scheme in {url.split('://', 1)[0]!r}; use sqlite:/// or postgresql://"
     raise ConfigError(msg)
 
 
@@ -93,7 +93,9 @@ def create_app_engine(urls: DatabaseURLs, *, pool_size: int = 10) -> AsyncEngine
         engine = create_async_engine(urls.async_url)
         sa.event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(urls.async_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        urls.async_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
 
 
 def create_sync_engine(urls: DatabaseURLs) -> sa.Engine:

@@ -53,7 +53,7 @@ class RunStore:
             row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).one_or_none()
         return None if row is None else row_dict(row)
 
-    async def list(self, query: RunFilter) -> list[dict[str, Any]]:
+    async def list_runs(self, query: RunFilter) -> list[dict[str, Any]]:
         statement = sa.select(runs)
         if query.status is not None:
             statement = statement.where(runs.c.status == query.status)

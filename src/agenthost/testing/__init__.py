@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """Test helpers shipped with agenthost: a mock LLM server speaking the OpenAI and Anthropic protocols.
 
 Example::

@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """pytest plugin (entry point ``pytest11: agenthost``) providing a mock LLM server.
 
 Fixtures:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Query
 from starlette.responses import Response
 
 from agenthost.runtime.spec import RunSpec
@@ -20,7 +20,11 @@ RunBody = Annotated[RunCreate, Body()]
 
 def _spec(agent: str, body: RunCreate) -> RunSpec:
     return RunSpec(
-        agent=agent, input=body.input, user_id=body.user_id, max_tokens=body.max_tokens, metadata=body.metadata
+        agent=agent,
+        input=body.input,
+        user_id=body.user_id,
+        max_tokens=body.max_tokens,
+        metadata=body.metadata,
     )
 
 
@@ -29,7 +33,9 @@ async def list_agents(runtime: RuntimeDep) -> dict[str, object]:
     """The agents this server runs."""
     registry = runtime.registry
     data = [
-        AgentInfo(name=e.name, description=e.description, model=e.model_label, default=e.name == registry.default)
+        AgentInfo(
+            name=e.name, description=e.description, model=e.model_label, default=e.name == registry.default
+        )
         for e in registry
     ]
     return {"object": "list", "data": [info.model_dump() for info in data]}
@@ -40,12 +46,20 @@ async def list_agents(runtime: RuntimeDep) -> dict[str, object]:
     responses={200: {"model": RunView}, 202: {"model": RunAccepted}},
     summary="Run and wait for the result",
 )
-async def run(
-    agent: AgentPath, body: RunBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
+    agent: AgentPath,
+    body: RunBody,
+    service: ServiceDep,
+    runtime: RuntimeDep,
+    key: IdempotencyKeyDep,
+    wait: Annotated[
+        float | None, Query(gt=0, description="Seconds to wait before answering 202 (at most the server's limit).")
+    ] = None,
 ) -> Response:
     """Run the agent and answer with the finished run; past the wait limit, 202 with its location."""
     runtime.registry.get(agent)
-    return await run_and_wait(service, runtime, _spec(agent, body), key, run_view)
+    limit = runtime.settings.server.run_wait_timeout
+    return await run_and_wait(service, runtime, _spec(agent, body), key, run_view, min(wait or limit, limit))
 
 
 @router.post(
@@ -61,7 +75,9 @@ async def stream(
     return await run_streaming(service, runtime, _spec(agent, body), key)
 
 
-@router.post("/{agent}/runs", status_code=202, responses={202: {"model": RunAccepted}}, summary="Run in background")
+@router.post(
+    "/{agent}/runs", status_code=202, responses={202: {"model": RunAccepted}}, summary="Run in background"
+)
 async def run_in_background(
     agent: AgentPath, body: RunBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
 ) -> Response:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from agenthost.errors import InvalidRequest
+from agenthost.errors import InvalidRequestError
 from agenthost.server.deps import RuntimeDep, ServiceDep
 from agenthost.server.schemas import RunList, RunView, run_view
 from agenthost.server.sse import event_stream
@@ -32,11 +32,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         at, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(at), run_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidRequest("cursor is not one this server returned", code="invalid_cursor") from None
+        raise InvalidRequestError("cursor is not one this server returned", code="invalid_cursor") from None
 
 
 @router.get("", response_model=RunList)
-async def list_runs(
+async def list_runs(  # noqa: PLR0917 - FastAPI maps each parameter to a query field
     service: ServiceDep,
     runtime: RuntimeDep,
     status: Annotated[Status | None, Query()] = None,
@@ -51,9 +51,9 @@ async def list_runs(
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             msg = f"{name} must include a timezone offset (e.g. 2026-11-21T10:00:00Z)"
-            raise InvalidRequest(msg, code="invalid_request")
+            raise InvalidRequestError(msg, code="invalid_request")
     limit = min(limit, runtime.settings.server.max_page_size)
-    rows = await service.list(
+    rows = await service.list_runs(
         RunFilter(
             status=status,
             agent=agent,
@@ -65,7 +65,9 @@ async def list_runs(
         )
     )
     next_cursor = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None
-    return JSONResponse({"object": "list", "data": [run_view(row) for row in rows], "next_cursor": next_cursor})
+    return JSONResponse(
+        {"object": "list", "data": [run_view(row) for row in rows], "next_cursor": next_cursor}
+    )
 
 
 @router.get("/{run_id}", response_model=RunView)
@@ -88,7 +90,7 @@ async def run_events(
     if last_event_id is not None:
         if not last_event_id.isdigit():
             msg = "Last-Event-ID must be an event id this server sent (a non-negative integer)"
-            raise InvalidRequest(msg, code="invalid_last_event_id")
+            raise InvalidRequestError(msg, code="invalid_last_event_id")
         after_seq = int(last_event_id)
     return event_stream(
         service.follow(run_id, after_seq), heartbeat=runtime.settings.server.heartbeat_interval, run_id=run_id

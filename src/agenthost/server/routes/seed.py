@@ -39,24 +39,32 @@ def _spec(runtime: RuntimeDep, body: SeedRunCreate) -> RunSpec:
 
 
 @router.post("/run")
-async def seed_run(body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep) -> Response:
+async def seed_run(
+    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+) -> Response:
     """Run the default agent and wait (`POST /v1/agents/{default}/run`)."""
     return await run_and_wait(service, runtime, _spec(runtime, body), key, seed_view)
 
 
 @router.post("/stream")
-async def seed_stream(body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep) -> Response:
+async def seed_stream(
+    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+) -> Response:
     """Stream the default agent's text as `data: <token>` lines, ending with `data: [DONE]`."""
     return await run_streaming(service, runtime, _spec(runtime, body), key, seed=True)
 
 
 @router.post("/async", status_code=202)
-async def seed_async(body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep) -> Response:
+async def seed_async(
+    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+) -> Response:
     """Queue a run of the default agent; answers 202 with `id` and `request_id`."""
     return await run_background(service, _spec(runtime, body), key, seed=True)
 
 
 @router.get("/status/{run_id}")
-async def seed_status(run_id: Annotated[str, Path(min_length=1, max_length=64)], service: ServiceDep) -> Response:
+async def seed_status(
+    run_id: Annotated[str, Path(min_length=1, max_length=64)], service: ServiceDep
+) -> Response:
     """A run's status and result with the tutorials' field names."""
     return JSONResponse(seed_view(await service.get(run_id)))

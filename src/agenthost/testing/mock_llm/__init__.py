@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """A mock LLM server speaking the OpenAI Chat Completions and Anthropic Messages protocols.
 
 See :mod:`agenthost.testing` for the public entry points.

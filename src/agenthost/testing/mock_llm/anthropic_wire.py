@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """The Anthropic Messages wire format (``POST /v1/messages``), streaming and not."""
 
 from __future__ import annotations

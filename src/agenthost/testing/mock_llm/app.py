@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """The Starlette app: chat endpoints for both protocols plus ``/_mock/*`` control endpoints.
 
 Routes: ``POST /v1/chat/completions``, ``POST /v1/messages`` (``?beta=true`` too),

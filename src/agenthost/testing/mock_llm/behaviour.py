@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """Turns a :class:`ChatRequest` into a :class:`Plan`: scenario, turn, reply content, pacing, fault.
 
 Scenario selection, first match wins:

@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """Configuration of the mock LLM server: knobs, fault injection and scripted scenarios.
 
 Everything here is a pydantic model validated once, at start-up or when knobs change at runtime,

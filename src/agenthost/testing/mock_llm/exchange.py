@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """Protocol-neutral shapes shared by the OpenAI and Anthropic wire formats and the behaviour engine.
 
 A wire module parses its request body into a :class:`ChatRequest`; the engine turns that into a

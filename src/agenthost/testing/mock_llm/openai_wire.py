@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """The OpenAI Chat Completions wire format (``POST /v1/chat/completions``), streaming and not."""
 
 from __future__ import annotations

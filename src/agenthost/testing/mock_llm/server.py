@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """Running the mock: :class:`MockLLMServer` (background thread, for tests) and :func:`serve` (CLI)."""
 
 from __future__ import annotations
@@ -114,6 +113,7 @@ class MockLLMServer:
         if self._socket is not None:
             self._socket.close()
         self._server = self._thread = self._socket = None
+        self._port = None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """Call counters behind ``GET /_mock/stats`` and ``MockLLMServer.stats()``.
 
 The event loop records while a test thread may read or reset, hence the (uncontended, cheap) lock.

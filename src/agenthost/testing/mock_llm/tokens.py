@@ -1,4 +1,3 @@
-# Copyright 2026 agenthost contributors. SPDX-License-Identifier: Apache-2.0
 """The mock server's deterministic tokenizer and the token-accounting rules behind ``usage``.
 
 A token is a run of non-whitespace with its leading whitespace: ``re.findall(r"\\s*\\S+", text)``.

@@ -1,0 +1,1 @@
+"""Agents the test servers load by import path."""
