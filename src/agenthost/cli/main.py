@@ -27,7 +27,7 @@ runs_app = typer.Typer(help="Inspect and cancel runs on a running server.", no_a
 app.add_typer(runs_app, name="runs")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path | None,
@@ -196,7 +196,8 @@ def runs_list(
         except ApiError as exc:
             raise _fail(str(exc)) from None
     table = Table()
-    for column in ("id", "agent", "status", "model", "tokens", "cost $", "latency ms", "created"):
+    table.add_column("id", no_wrap=True)
+    for column in ("agent", "status", "model", "tokens", "cost $", "latency ms", "created"):
         table.add_column(column, overflow="fold")
     for run_ in data:
         table.add_row(

@@ -95,5 +95,6 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLargeError(Exception):
-    pass
+class _TooLargeError(BaseException):
+    """Raised from `receive`; a BaseException so that body parsers, which catch Exception and
+    answer 400, let it through to this middleware."""

@@ -1,0 +1,128 @@
+"""The `agenthost` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from agenthost import __version__
+from agenthost.testing import MockLLMServer
+from tests.harness import AGENTHOST, REPO, Server, free_port, render_toml, server_config
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'examples' / 'support'}", **(env or {})}
+    return subprocess.run(
+        [str(AGENTHOST), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=full_env, check=False
+    )
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"agenthost {__version__}"
+
+
+def test_check_prints_resolved_settings_with_secrets_masked(tmp_path: Path, mock_server: MockLLMServer) -> None:
+    config = server_config(f"sqlite:///{tmp_path / 'db.sqlite'}", mock_server.url)
+    path = tmp_path / "agenthost.toml"
+    path.write_text(render_toml(config))
+    result = cli("check", "--config", str(path), env={"AGENTHOST_SERVER__PORT": "9555"})
+    assert result.returncode == 0, result.stderr
+    assert '"port": 9555' in result.stdout
+    assert "sk-test" not in result.stdout
+    assert "**********" in result.stdout
+    assert "configuration is valid" in result.stdout
+    assert "[models.mock]" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("agents", "message"),
+    [
+        ({"bad": {"path": "tests.agents.missing_module:agent"}}, "cannot import module 'tests.agents.missing_module'"),
+        ({"bad": {"path": "tests.agents.plain:nothing"}}, "has no attribute 'nothing'"),
+        ({"bad": {"path": "tests.agents.plain:not_an_agent"}}, "is a dict, not a pydantic_ai.Agent"),
+    ],
+)
+def test_bad_agent_paths_fail_at_start(
+    tmp_path: Path, mock_server: MockLLMServer, agents: dict[str, object], message: str
+) -> None:
+    config = server_config(f"sqlite:///{tmp_path / 'db.sqlite'}", mock_server.url, agents=agents)
+    config.pop("default_agent")
+    path = tmp_path / "agenthost.toml"
+    path.write_text(render_toml(config))
+    for command in ("check", "serve"):
+        result = cli(command, "--config", str(path))
+        assert result.returncode == 2, result
+        assert message in result.stderr
+        assert "agents.bad.path" in result.stderr
+
+
+def test_invalid_config_fails_serve_with_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "agenthost.toml"
+    path.write_text('[server]\nport = "eighty"\n')
+    result = cli("serve", "--config", str(path))
+    assert result.returncode == 2
+    assert "server.port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_streams_to_the_terminal(server: Server, mock: MockLLMServer) -> None:
+    result = cli("run", "[order] where is it?", "--url", server.url)
+    assert result.returncode == 0, result.stderr
+    assert "delayed in transit" in result.stdout
+    assert "get_order" in result.stderr
+    assert "gpt-4o-mini" in result.stderr
+
+
+def test_runs_list_show_cancel(server: Server, mock: MockLLMServer) -> None:
+    with server.client() as client:
+        run = client.post("/v1/agents/plain/run", json={"input": "for the cli"}).json()
+    listed = cli("runs", "list", "--url", server.url, "--agent", "plain", "--limit", "50")
+    assert listed.returncode == 0
+    assert run["id"] in listed.stdout
+    shown = cli("runs", "show", run["id"], "--url", server.url)
+    assert shown.returncode == 0
+    assert "Mock reply to: for the cli" in shown.stdout
+    cancelled = cli("runs", "cancel", run["id"], "--url", server.url)
+    assert cancelled.returncode == 1
+    assert "already succeeded" in cancelled.stderr
+    missing = cli("runs", "show", "run_nope", "--url", server.url)
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
+
+
+def test_cli_reports_an_unreachable_server() -> None:
+    result = cli("runs", "list", "--url", f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert "cannot reach agenthost" in result.stderr
+
+
+def test_mock_llm_command_serves_the_openai_protocol(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [str(AGENTHOST), "mock-llm", "--port", str(port), "--latency-ms", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "ping"}])
+        assert reply.choices[0].message.content == "Mock reply to: ping"
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(10)
