@@ -86,7 +86,12 @@ def render_toml(config: dict[str, Any]) -> str:
 
 def mock_models(mock_url: str) -> dict[str, Any]:
     return {
-        "mock": {"provider": "openai", "model": "gpt-4o-mini", "base_url": f"{mock_url}/v1", "api_key": "sk-test"},
+        "mock": {
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": f"{mock_url}/v1",
+            "api_key": "sk-test",
+        },
         "mock-anthropic": {
             "provider": "anthropic",
             "model": "claude-haiku-4-5",
@@ -101,7 +106,11 @@ def server_config(database_url: str, mock_url: str, **overrides: Any) -> dict[st
         "database_url": database_url,
         "default_agent": "support",
         "agents": {
-            "support": {"path": "agent:support_agent", "model": "mock", "description": "example support agent"},
+            "support": {
+                "path": "agent:support_agent",
+                "model": "mock",
+                "description": "example support agent",
+            },
             "plain": {"path": "tests.agents.plain:agent", "model": "mock"},
             "claude": {"path": "tests.agents.plain:agent", "model": "mock-anthropic"},
         },
@@ -227,7 +236,9 @@ def collect_sse(client: httpx.Client, method: str, path: str, **kwargs: Any) -> 
         return [m for m in iter_sse(response.iter_lines()) if m.data]
 
 
-def wait_for_status(client: httpx.Client, run_id: str, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
+def wait_for_status(
+    client: httpx.Client, run_id: str, statuses: set[str], timeout: float = 30
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         body: dict[str, Any] = client.get(f"/v1/runs/{run_id}").json()

@@ -16,10 +16,22 @@ from agenthost.testing import MockLLMServer
 from tests.harness import AGENTHOST, REPO, Server, free_port, render_toml, server_config
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'examples' / 'support'}", **(env or {})}
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'examples' / 'support'}",
+        **(env or {}),
+    }
     return subprocess.run(
-        [str(AGENTHOST), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=full_env, check=False
+        [str(AGENTHOST), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=full_env,
+        check=False,
     )
 
 
@@ -29,7 +41,9 @@ def test_version() -> None:
     assert result.stdout.strip() == f"agenthost {__version__}"
 
 
-def test_check_prints_resolved_settings_with_secrets_masked(tmp_path: Path, mock_server: MockLLMServer) -> None:
+def test_check_prints_resolved_settings_with_secrets_masked(
+    tmp_path: Path, mock_server: MockLLMServer
+) -> None:
     config = server_config(f"sqlite:///{tmp_path / 'db.sqlite'}", mock_server.url)
     path = tmp_path / "agenthost.toml"
     path.write_text(render_toml(config))
@@ -45,7 +59,10 @@ def test_check_prints_resolved_settings_with_secrets_masked(tmp_path: Path, mock
 @pytest.mark.parametrize(
     ("agents", "message"),
     [
-        ({"bad": {"path": "tests.agents.missing_module:agent"}}, "cannot import module 'tests.agents.missing_module'"),
+        (
+            {"bad": {"path": "tests.agents.missing_module:agent"}},
+            "cannot import module 'tests.agents.missing_module'",
+        ),
         ({"bad": {"path": "tests.agents.plain:nothing"}}, "has no attribute 'nothing'"),
         ({"bad": {"path": "tests.agents.plain:not_an_agent"}}, "is a dict, not a pydantic_ai.Agent"),
     ],

@@ -57,7 +57,9 @@ def test_file_secrets(config_file: Path, tmp_path: Path, monkeypatch: pytest.Mon
     assert key.get_secret_value() == "sk-from-a-file"
 
 
-def test_direct_variable_wins_over_file(config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_direct_variable_wins_over_file(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = tmp_path / "port"
     secret.write_text("7000")
     monkeypatch.setenv("AGENTHOST_SERVER__PORT_FILE", str(secret))
@@ -68,7 +70,7 @@ def test_direct_variable_wins_over_file(config_file: Path, tmp_path: Path, monke
 
 def test_unreadable_secret_file_is_named(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTHOST_DATABASE_URL_FILE", "/nonexistent/secret")
-    with pytest.raises(ConfigError, match="AGENTHOST_DATABASE_URL_FILE.*/nonexistent/secret"):
+    with pytest.raises(ConfigError, match=r"AGENTHOST_DATABASE_URL_FILE.*/nonexistent/secret"):
         load_settings(config_file)
 
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.harness import Server
 
 from agenthost.testing import MockLLMServer
-from tests.harness import Server
 
 
 def run_count(client: httpx.Client) -> int:
@@ -37,7 +37,9 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 
 @pytest.mark.parametrize("path", ["/v1/agents/plain/run", "/v1/agents/plain/stream", "/v1/agents/plain/runs"])
 def test_malformed_json(client: httpx.Client, path: str) -> None:
-    response = client.post(path, content=b'{"input": "unterminated', headers={"content-type": "application/json"})
+    response = client.post(
+        path, content=b'{"input": "unterminated', headers={"content-type": "application/json"}
+    )
     assert_error(response, 400, "invalid_json")
 
 
@@ -82,7 +84,9 @@ def test_oversize_chunked_body(client: httpx.Client) -> None:
             yield b"y" * 8192
         yield b'"}'
 
-    response = client.post("/v1/agents/plain/run", content=chunks(), headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/agents/plain/run", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert_error(response, 413, "payload_too_large")
 
 
@@ -99,11 +103,15 @@ def test_bad_list_parameters(client: httpx.Client) -> None:
     assert_error(client.get("/v1/runs", params={"status": "weird"}), 422, "invalid_request")
     assert_error(client.get("/v1/runs", params={"limit": 0}), 422, "invalid_request")
     assert_error(client.get("/v1/runs", params={"cursor": "%%%"}), 422, "invalid_cursor")
-    assert_error(client.get("/v1/runs", params={"created_after": "2026-01-01T00:00:00"}), 422, "invalid_request")
+    assert_error(
+        client.get("/v1/runs", params={"created_after": "2026-01-01T00:00:00"}), 422, "invalid_request"
+    )
 
 
 def test_bad_idempotency_key(client: httpx.Client) -> None:
-    response = client.post("/v1/agents/plain/run", json={"input": "hi"}, headers={"Idempotency-Key": "k" * 300})
+    response = client.post(
+        "/v1/agents/plain/run", json={"input": "hi"}, headers={"Idempotency-Key": "k" * 300}
+    )
     assert_error(response, 422, "invalid_idempotency_key")
 
 

@@ -8,10 +8,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import pytest
+from tests.harness import Server, collect_sse, iter_sse, wait_for_status
 
 from agenthost.testing import MockLLMServer
-from tests.harness import Server, collect_sse, iter_sse, wait_for_status
 
 
 def uid() -> str:
@@ -29,7 +28,7 @@ def test_run_and_wait_returns_output_usage_cost_and_latency(server: Server, mock
     assert run["model"] == "gpt-4o-mini"
     usage = run["usage"]
     assert usage["requests"] == 1
-    assert usage["output_tokens"] == len("Mock reply to: hello there".split())
+    assert usage["output_tokens"] == len(["Mock", "reply", "to:", "hello", "there"])
     assert usage["input_tokens"] > 0
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     # gpt-4o-mini: $0.15 / M input, $0.60 / M output.
@@ -68,7 +67,9 @@ def test_anthropic_provider_run(server: Server, mock: MockLLMServer) -> None:
 def test_wait_limit_answers_202_with_location(server: Server, mock: MockLLMServer) -> None:
     """Past the wait limit the run keeps going and the answer is 202 + Location."""
     with server.client() as client:
-        response = client.post("/v1/agents/plain/run", params={"wait": 0.3}, json={"input": "[slow] take time"})
+        response = client.post(
+            "/v1/agents/plain/run", params={"wait": 0.3}, json={"input": "[slow] take time"}
+        )
         assert response.status_code == 202, response.text
         body = response.json()
         assert response.headers["location"] == f"/v1/runs/{body['id']}" == body["location"]
@@ -106,7 +107,10 @@ def test_stream_event_order_ids_and_usage(server: Server, mock: MockLLMServer) -
 
 def test_stream_sends_heartbeats_while_idle(server: Server, mock: MockLLMServer) -> None:
     """While the model is slow to answer, the stream carries heartbeat comments."""
-    with server.client() as client, client.stream("POST", "/v1/agents/plain/stream", json={"input": "[slow] x"}) as r:
+    with (
+        server.client() as client,
+        client.stream("POST", "/v1/agents/plain/stream", json={"input": "[slow] x"}) as r,
+    ):
         blocks = list(iter_sse(r.iter_lines()))
     heartbeats = [b for b in blocks if "heartbeat" in b.comments]
     assert len(heartbeats) >= 2
@@ -156,7 +160,9 @@ def test_list_runs_filters_and_pages(server: Server, mock: MockLLMServer) -> Non
         assert listed["next_cursor"] is None
         page1 = client.get("/v1/runs", params={"user_id": user, "limit": 2}).json()
         assert len(page1["data"]) == 2
-        page2 = client.get("/v1/runs", params={"user_id": user, "limit": 2, "cursor": page1["next_cursor"]}).json()
+        page2 = client.get(
+            "/v1/runs", params={"user_id": user, "limit": 2, "cursor": page1["next_cursor"]}
+        ).json()
         assert len(page2["data"]) == 2
         seen = [r["id"] for r in page1["data"] + page2["data"]]
         assert len(set(seen)) == 4
@@ -170,7 +176,8 @@ def test_list_runs_filters_and_pages(server: Server, mock: MockLLMServer) -> Non
         )
         assert window.status_code == 422
         future = client.get(
-            "/v1/runs", params={"user_id": user, "created_after": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+            "/v1/runs",
+            params={"user_id": user, "created_after": (datetime.now(UTC) + timedelta(hours=1)).isoformat()},
         ).json()
         assert future["data"] == []
         recent = client.get("/v1/runs", params={"user_id": user, "created_after": before.isoformat()}).json()

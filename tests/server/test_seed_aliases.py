@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from agenthost.testing import MockLLMServer
 from tests.harness import Server, iter_sse, wait_for_status
+
+from agenthost.testing import MockLLMServer
 
 
 def test_agent_run_has_seed_fields(server: Server, mock: MockLLMServer) -> None:
-    """`POST /agent/run` with the tutorial body answers with id/response/model/tokens_used/cost_usd/latency_ms."""
-    body = {"prompt": "What is 2+2?", "user_id": "u-1", "max_tokens": 100, "model": "claude-sonnet-4-20250514"}
+    """`POST /agent/run` with the tutorial body answers with the tutorial's fields."""
+    body = {
+        "prompt": "What is 2+2?",
+        "user_id": "u-1",
+        "max_tokens": 100,
+        "model": "claude-sonnet-4-20250514",
+    }
     with server.client() as client:
         response = client.post("/agent/run", json=body)
     assert response.status_code == 200
@@ -33,7 +39,10 @@ def test_agent_run_max_tokens_caps_the_output(server: Server, mock: MockLLMServe
 
 def test_agent_stream_is_data_lines_then_done(server: Server, mock: MockLLMServer) -> None:
     """`POST /agent/stream` sends each token as `data: <text>` and ends with `data: [DONE]`."""
-    with server.client() as client, client.stream("POST", "/agent/stream", json={"prompt": "stream this"}) as r:
+    with (
+        server.client() as client,
+        client.stream("POST", "/agent/stream", json={"prompt": "stream this"}) as r,
+    ):
         assert r.headers["content-type"].startswith("text/event-stream")
         messages = [m for m in iter_sse(r.iter_lines()) if m.data]
     assert messages[-1].data == "[DONE]"

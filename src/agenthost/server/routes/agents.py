@@ -53,7 +53,8 @@ async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     runtime: RuntimeDep,
     key: IdempotencyKeyDep,
     wait: Annotated[
-        float | None, Query(gt=0, description="Seconds to wait before answering 202 (at most the server's limit).")
+        float | None,
+        Query(gt=0, description="Seconds to wait before answering 202 (at most the server's limit)."),
     ] = None,
 ) -> Response:
     """Run the agent and answer with the finished run; past the wait limit, 202 with its location."""
