@@ -91,6 +91,9 @@ class RunService:
                 raise ConflictError(msg, code="idempotency_key_reused")
             if await DBOS.get_workflow_status_async(run_id) is not None:
                 return Submission(stored, created=False, handle=None)
+        if not spec.queued:
+            # It executes here: readers that arrive before its first event wait on memory, not the DB.
+            self.runtime.bus.open(run_id)
         handle = await start_run(run_id, spec, background=spec.queued)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
@@ -101,7 +104,9 @@ class RunService:
         if submission.row["status"] in TERMINAL_STATUSES:
             return submission.row
         handle = submission.handle or await DBOS.retrieve_workflow_async(run_id)
-        result = asyncio.ensure_future(handle.get_result())
+        # A run started here is awaited on its task directly (no status round trips to the database).
+        task = getattr(handle, "task", None)
+        result = asyncio.ensure_future(asyncio.shield(task) if task is not None else handle.get_result())
         done, _ = await asyncio.wait({result}, timeout=wait_seconds)
         if not done:
             result.cancel()

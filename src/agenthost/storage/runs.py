@@ -88,15 +88,16 @@ class RunStore:
 
         A run already cancelled keeps its `cancelled` status; its usage and cost are still recorded.
         """
+        kept = runs.c.status == "cancelled"
+        guarded = {
+            key: sa.case((kept, runs.c[key]), else_=sa.literal(value, runs.c[key].type))
+            if key in ("status", "error", "output")
+            else value
+            for key, value in values.items()
+        }
         async with self.engine.begin() as conn:
             await self._append(conn, events)
-            await conn.execute(
-                runs.update().where(runs.c.id == run_id, runs.c.status != "cancelled").values(**values)
-            )
-            cost_only = {key: values[key] for key in values if key not in ("status", "error", "output")}
-            await conn.execute(
-                runs.update().where(runs.c.id == run_id, runs.c.status == "cancelled").values(**cost_only)
-            )
+            await conn.execute(runs.update().where(runs.c.id == run_id).values(**guarded))
 
     async def cancel(self, run_id: str, at: datetime) -> bool:
         """Mark a run cancelled unless it already ended; True if this call changed it."""
