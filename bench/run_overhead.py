@@ -68,16 +68,17 @@ def start_mock(script: Path) -> tuple[subprocess.Popen[bytes], str]:
     for _ in range(300):
         try:
             httpx.get(f"{url}/health", timeout=1)
-            return process, url
         except httpx.HTTPError:
             time.sleep(0.1)
+        else:
+            return process, url
     raise RuntimeError("mock LLM did not start")
 
 
 def direct_calls(client: httpx.Client, turns: list[list[dict[str, object]]]) -> Callable[[], None]:
     """Stream the given conversations straight to the mock, one after another."""
 
-    def call() -> None:  # noqa: RET503
+    def call() -> None:
         for messages in turns:
             body = {"model": "gpt-4o-mini", "messages": messages, "stream": True}
             with client.stream("POST", "/v1/chat/completions", json=body) as response:

@@ -151,7 +151,7 @@ class LocalModelSettings(_Section):
 class LoggingSettings(_Section):
     """`[logging]`: structured logs."""
 
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
     format: Literal["json", "console"] = Field(
         "json", description="`json` for production, `console` for humans."
     )
@@ -172,14 +172,14 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = Field(
         SecretStr("sqlite:///.agenthost/agenthost.db"),
-        description="SQLite file (default) or `postgresql://...`; env `AGENTHOST_DATABASE_URL`.",
+        description="SQLite file (relative to the working directory) or `postgresql://user@host/db`.",
     )
     default_agent: str | None = Field(None, description="Agent served by the seed aliases `/agent/*`.")
     default_model: str | None = Field(
         None, description="Model for agents that name none (a `[models]` name)."
     )
-    agents: dict[AgentName, AgentConfig] = Field(default_factory=dict)
-    models: dict[AgentName, ModelConfig] = Field(default_factory=dict)
+    agents: dict[AgentName, AgentConfig] = Field(default_factory=dict, description="Agents served.")
+    models: dict[AgentName, ModelConfig] = Field(default_factory=dict, description="Named models.")
     server: ServerSettings = Field(default_factory=ServerSettings)
     durability: DurabilitySettings = Field(default_factory=DurabilitySettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)

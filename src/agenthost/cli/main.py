@@ -119,6 +119,14 @@ def check(config: ConfigOption = None) -> None:
     out.print("[green]configuration is valid[/]")
 
 
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the configuration reference (Markdown), generated from the settings model."""
+    from agenthost.settings_reference import render_reference
+
+    sys.stdout.write(render_reference())
+
+
 @app.command()
 def run(
     prompt: Annotated[str, typer.Argument(help="What to ask the agent.")],

@@ -54,4 +54,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     # Access lines duplicate agenthost's own request logging and cost time on the hot path.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("dbos").setLevel(max(level, logging.WARNING))
+    # One line per provider call is noise at INFO; failures still surface through agenthost's events.
+    for name in ("httpx", "httpx2", "httpcore", "openai", "anthropic"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))

@@ -56,8 +56,12 @@ def configure_dbos(settings: Settings, urls: DatabaseURLs) -> None:
     if engine is not None:
         config["system_database_engine"] = engine
     DBOS(config=config)
-    # DBOS logs every launch detail at INFO; agenthost's own logs say what an operator needs.
-    logging.getLogger("dbos").setLevel(logging.WARNING)
+    # DBOS installs its own console handler; route its records through agenthost's formatter
+    # instead, and keep only warnings (it logs every launch detail at INFO).
+    dbos_logger = logging.getLogger("dbos")
+    dbos_logger.handlers[:] = []
+    dbos_logger.propagate = True
+    dbos_logger.setLevel(logging.WARNING)
 
 
 async def launch_dbos(settings: Settings) -> None:
