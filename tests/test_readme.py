@@ -25,7 +25,9 @@ def test_mock_llm_example(mock_llm: MockLLMServer) -> None:
 def test_cli_commands_in_readme_exist() -> None:
     """Every `agenthost <command>` the README shows is a real command."""
     help_text = subprocess.run([str(AGENTHOST), "--help"], capture_output=True, text=True, check=True).stdout
-    runs_help = subprocess.run([str(AGENTHOST), "runs", "--help"], capture_output=True, text=True, check=True).stdout
+    runs_help = subprocess.run(
+        [str(AGENTHOST), "runs", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in set(re.findall(r"^agenthost ([a-z-]+)", README, re.MULTILINE)):
         assert command in help_text, command
     for command in ("list", "show", "cancel"):

@@ -70,7 +70,8 @@ def _rows(model: type[BaseModel], prefix: str, env_prefix: str | None) -> list[s
             continue
         env = f"`{env_prefix}{name.upper()}`" if env_prefix else "—"
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{prefix}{name}` | {_type_name(field.annotation)} | {_default(field)} | {env} | {description} |")
+        kind = _type_name(field.annotation)
+        rows.append(f"| `{prefix}{name}` | {kind} | {_default(field)} | {env} | {description} |")
     return rows
 
 
