@@ -16,7 +16,7 @@ def test_mock_llm_example(mock_llm: MockLLMServer) -> None:
     block = re.search(r"```python\n(.*?)```", README, re.DOTALL)
     assert block is not None
     namespace: dict[str, object] = {}
-    exec(block.group(1), namespace)  # noqa: S102 - the README's own code, on purpose
+    exec(block.group(1), namespace)
     test = namespace["test_my_agent"]
     assert callable(test)
     test(mock_llm)
