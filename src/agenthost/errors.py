@@ -17,6 +17,7 @@ The tree::
     │   └── PayloadTooLargeError    413
     └── RunError                         a run could not complete
         ├── ModelError              502  the model provider failed
+        ├── ToolError               500  a tool raised an unexpected exception
         └── ModelNotConfiguredError 500  no model could be resolved for an agent
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "PayloadTooLargeError",
     "RequestError",
     "RunError",
+    "ToolError",
     "UnauthorizedError",
 ]
 
@@ -133,6 +135,12 @@ class ModelError(RunError):
 
     default_status = 502
     default_code = "model_error"
+
+
+class ToolError(RunError):
+    """A tool raised an exception other than `ModelRetry` / `ToolFailed`."""
+
+    default_code = "tool_error"
 
 
 class ModelNotConfiguredError(RunError):

@@ -45,6 +45,7 @@ __all__ = [
     "ModelConfig",
     "ServerSettings",
     "Settings",
+    "ToolConfig",
     "load_settings",
 ]
 
@@ -90,6 +91,14 @@ class DurabilitySettings(_Section):
     events_flush_interval: float = Field(
         0.25, gt=0, description="Seconds between writes of buffered run events to the database."
     )
+    approval_timeout_seconds: float = Field(
+        7 * 24 * 3600.0, gt=0, description="How long a tool call waits for approval before it is denied."
+    )
+    max_recovery_attempts: int = Field(
+        5,
+        ge=1,
+        description="Restarts a run may crash in before it is marked `dead` (then resume it by hand).",
+    )
 
 
 class ModelConfig(_Section):
@@ -116,6 +125,26 @@ class ModelConfig(_Section):
         return self
 
 
+class ToolConfig(_Section):
+    """`[agents.<name>.tools.<tool>]`: how agenthost executes one of the agent's tools."""
+
+    execution: Literal["at_least_once", "at_most_once"] = Field(
+        "at_least_once",
+        description=(
+            "`at_least_once` (idempotent reads): after a crash inside the call, it runs again. "
+            "`at_most_once` (side effects): it never runs twice; after a crash inside the call the "
+            "agent gets a `tool_outcome_unknown` failure instead."
+        ),
+    )
+    approval: Literal["never", "required"] = Field(
+        "never",
+        description="`required`: each call waits for a person's decision (`POST .../approvals/{id}`).",
+    )
+    approval_timeout_seconds: float | None = Field(
+        None, gt=0, description="Deny the call automatically after this long; default `[durability]`'s."
+    )
+
+
 class AgentConfig(_Section):
     """`[agents.<name>]`: an agent served by this process."""
 
@@ -126,6 +155,9 @@ class AgentConfig(_Section):
     description: str = Field("", description="Shown in listings.")
     deps_factory: str | None = Field(
         None, description="Import path of a callable returning the agent's `deps` for each run."
+    )
+    tools: dict[str, ToolConfig] = Field(
+        default_factory=dict, description="Per-tool execution semantics and approval, by tool name."
     )
 
     @field_validator("path", "deps_factory")

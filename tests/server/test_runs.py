@@ -254,15 +254,16 @@ def test_cancel_a_running_run(server: Server, mock: MockLLMServer) -> None:
     assert again.json()["error"]["code"] == "run_not_cancellable"
 
 
-def test_model_failure_fails_the_run_with_a_clear_error(server: Server, mock: MockLLMServer) -> None:
-    """A provider error ends the run `failed` with code model_error; the API call itself is 200."""
+def test_model_failure_leaves_the_run_dead_with_a_clear_error(server: Server, mock: MockLLMServer) -> None:
+    """A provider error ends the run `dead` (resumable) with code model_error; the API call is 200."""
     with server.client() as client:
         run = client.post("/v1/agents/plain/run", json={"input": "boom [[mock:fault=server_error]]"}).json()
         events = collect_sse(client, "GET", f"/v1/runs/{run['id']}/events")
-    assert run["status"] == "failed"
+    assert run["status"] == "dead"
     assert run["error"]["code"] == "model_error"
+    assert run["error"]["step"] == 1
     assert run["output"] is None
-    assert events[-1].event == "run.failed"
+    assert events[-1].event == "run.dead"
     assert events[-1].json()["error"]["status_code"] == 500
 
 

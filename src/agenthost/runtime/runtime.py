@@ -14,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.registry import AgentRegistry
 from agenthost.settings import Settings
+from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import DatabaseURLs
 from agenthost.storage.runs import RunStore
+from agenthost.storage.threads import ThreadStore
 
 __all__ = ["Runtime", "current_runtime", "install_runtime"]
 
@@ -31,6 +33,8 @@ class Runtime:
     store: RunStore
     bus: EventBus
     writer: EventWriter
+    approvals: ApprovalStore
+    threads: ThreadStore
     local_tasks: dict[str, asyncio.Task[object]] = field(default_factory=dict)
     """Runs executing in this process, so a cancel can interrupt them at once."""
     cancelled: set[str] = field(default_factory=set)

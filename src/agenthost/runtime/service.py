@@ -9,7 +9,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -66,9 +66,20 @@ class RunService:
         self.runtime = runtime
         self.store = runtime.store
 
-    async def submit(self, spec: RunSpec, *, idempotency_key: str | None) -> Submission:
-        """Record and start a run; with an idempotency key, a repeat returns the first run."""
+    async def submit(
+        self, spec: RunSpec, *, idempotency_key: str | None, if_busy: str = "queue"
+    ) -> Submission:
+        """Record and start a run; with an idempotency key, a repeat returns the first run.
+
+        A run on a thread is queued behind the thread's running run, or refused (409
+        `thread_busy`) with `if_busy="reject"`.
+        """
         self.runtime.registry.get(spec.agent)  # unknown agent -> 404 before anything is written
+        if spec.thread_id is not None:
+            if if_busy == "reject" and await self.store.thread_busy(spec.thread_id):
+                msg = f"thread {spec.thread_id!r} has a run in progress; retry later or send if_busy='queue'"
+                raise ConflictError(msg, code="thread_busy")
+            spec = spec.model_copy(update={"queued": True})
         now = datetime.now(UTC)
         request_hash = _request_hash(spec)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
@@ -77,6 +88,7 @@ class RunService:
             "agent": spec.agent,
             "status": "queued" if spec.queued else "running",
             "user_id": spec.user_id,
+            "thread_id": spec.thread_id,
             "input": {"text": spec.input, "max_tokens": spec.max_tokens},
             "metadata": spec.metadata,
             "idempotency_key": idempotency_key,
@@ -94,7 +106,7 @@ class RunService:
         if not spec.queued:
             # It executes here: readers that arrive before its first event wait on memory, not the DB.
             self.runtime.bus.open(run_id)
-        handle = await start_run(run_id, spec, background=spec.queued)
+        handle = await start_run(run_id, spec)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
 
@@ -103,10 +115,12 @@ class RunService:
         run_id = submission.row["id"]
         if submission.row["status"] in TERMINAL_STATUSES:
             return submission.row
-        handle = submission.handle or await DBOS.retrieve_workflow_async(run_id)
+        task = getattr(submission.handle, "task", None)
+        if task is None:
+            # Queued, or running elsewhere: wait for its terminal event (memory or database).
+            return await self._wait_for_end(run_id, wait_seconds)
         # A run started here is awaited on its task directly (no status round trips to the database).
-        task = getattr(handle, "task", None)
-        result = asyncio.ensure_future(asyncio.shield(task) if task is not None else handle.get_result())
+        result = asyncio.ensure_future(asyncio.shield(task))
         done, _ = await asyncio.wait({result}, timeout=wait_seconds)
         if not done:
             result.cancel()
@@ -118,6 +132,18 @@ class RunService:
         if summary.get("status") == "cancelled":
             return await self.get(run_id)
         return {**submission.row, **summary, "completed_at": datetime.now(UTC)}
+
+    async def _wait_for_end(self, run_id: str, wait_seconds: float) -> dict[str, Any] | None:
+        async def ended() -> None:
+            async for _event in self.follow(run_id):
+                pass
+
+        try:
+            await asyncio.wait_for(ended(), wait_seconds)
+        except TimeoutError:
+            return None
+        row = await self.get(run_id)
+        return row if row["status"] in TERMINAL_STATUSES else None
 
     async def get(self, run_id: str) -> dict[str, Any]:
         row = await self.store.get(run_id)
@@ -195,10 +221,3 @@ class RunService:
         if row is None or row["status"] not in TERMINAL_STATUSES:
             return False
         return not await self.store.events_after(run_id, last, limit=1)
-
-    async def reconcile_lost_runs(self, older_than: timedelta = timedelta(seconds=60)) -> int:
-        """Fail runs recorded but never started as workflows (a crash between the two writes)."""
-        candidates = await self.store.unfinished_before(datetime.now(UTC) - older_than)
-        lost = [run_id for run_id in candidates if await DBOS.get_workflow_status_async(run_id) is None]
-        await self.store.fail_lost(lost, datetime.now(UTC), "the server stopped before the run started")
-        return len(lost)

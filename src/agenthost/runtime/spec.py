@@ -22,4 +22,5 @@ class RunSpec(BaseModel):
     user_id: str | None = None
     max_tokens: int | None = None
     metadata: dict[str, Any] | None = None
+    thread_id: str | None = None
     queued: bool = False

@@ -3,6 +3,10 @@
 A run's id is its DBOS workflow id. DBOS records the workflow's input and each step's output in
 its system database; a process that restarts with the same `application_version` and
 `executor_id` resumes every unfinished run from its last completed step.
+
+Queues: background runs go through `agenthost-runs` (bounded per process). Runs on a conversation
+thread go through `agenthost-threads`, partitioned by thread id with one run at a time per
+partition, so a second run on a busy thread waits for the first.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import logging
 from typing import Any
 
-from dbos import DBOS, DBOSConfig, SetWorkflowID
+from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 
 from agenthost.runtime.execution import RunExecution
 from agenthost.runtime.runtime import current_runtime
@@ -19,15 +23,24 @@ from agenthost.runtime.spec import RunSpec
 from agenthost.settings import Settings
 from agenthost.storage.engine import DatabaseURLs, create_dbos_engine
 
-__all__ = ["RUN_QUEUE", "configure_dbos", "launch_dbos", "run_workflow", "shutdown_dbos", "start_run"]
+__all__ = [
+    "RUN_QUEUE",
+    "THREAD_QUEUE",
+    "WORKFLOW_NAME",
+    "configure_dbos",
+    "launch_dbos",
+    "shutdown_dbos",
+    "start_run",
+]
 
 RUN_QUEUE = "agenthost-runs"
-_queue: list[Any] = []  # the run queue, registered at launch
+THREAD_QUEUE = "agenthost-threads"
 WORKFLOW_NAME = "agenthost.run"
+_queues: dict[str, Any] = {}
+_workflow: list[Any] = []
 
 
-@DBOS.workflow(name=WORKFLOW_NAME)
-async def run_workflow(spec: dict[str, Any]) -> dict[str, Any]:
+async def _run(spec: dict[str, Any]) -> dict[str, Any]:
     """Execute one run; DBOS calls it again with the same input to recover the run."""
     runtime = current_runtime()
     run_id = DBOS.workflow_id
@@ -42,7 +55,7 @@ async def run_workflow(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def configure_dbos(settings: Settings, urls: DatabaseURLs) -> None:
-    """Create the process's DBOS instance (one per process)."""
+    """Create the process's DBOS instance (one per process) and register the run workflow."""
     durability = settings.durability
     config: DBOSConfig = {
         "name": durability.app_name,
@@ -56,6 +69,12 @@ def configure_dbos(settings: Settings, urls: DatabaseURLs) -> None:
     if engine is not None:
         config["system_database_engine"] = engine
     DBOS(config=config)
+    if not _workflow:
+        # Registered here, not at import, because the recovery limit comes from the configuration.
+        # A run whose server crashed this many times is left to an operator (status `dead`).
+        _workflow.append(
+            DBOS.workflow(name=WORKFLOW_NAME, max_recovery_attempts=durability.max_recovery_attempts)(_run)
+        )
     # DBOS installs its own console handler; route its records through agenthost's formatter
     # instead, and keep only warnings (it logs every launch detail at INFO).
     dbos_logger = logging.getLogger("dbos")
@@ -67,23 +86,31 @@ def configure_dbos(settings: Settings, urls: DatabaseURLs) -> None:
 async def launch_dbos(settings: Settings) -> None:
     """Launch DBOS from inside the server's event loop, so recovered and queued runs execute on it."""
     DBOS.launch()
-    _queue[:] = [
-        await DBOS.register_queue_async(
-            RUN_QUEUE,
-            worker_concurrency=settings.durability.queue_concurrency,
-            polling_interval_sec=0.2,
-            on_conflict="always_update",
-        )
-    ]
+    concurrency = settings.durability.queue_concurrency
+    _queues[RUN_QUEUE] = await DBOS.register_queue_async(
+        RUN_QUEUE, worker_concurrency=concurrency, polling_interval_sec=0.2, on_conflict="always_update"
+    )
+    _queues[THREAD_QUEUE] = await DBOS.register_queue_async(
+        THREAD_QUEUE,
+        worker_concurrency=concurrency,
+        partition_concurrency=1,
+        polling_interval_sec=0.1,
+        on_conflict="always_update",
+    )
 
 
 def shutdown_dbos(grace_seconds: float) -> None:
     DBOS.destroy(workflow_completion_timeout_sec=max(0, int(grace_seconds)))
 
 
-async def start_run(run_id: str, spec: RunSpec, *, background: bool) -> Any:
-    """Start (or, for a background run, enqueue) the workflow; starting an existing id is a no-op."""
+async def start_run(run_id: str, spec: RunSpec) -> Any:
+    """Start, or enqueue, the workflow; starting an existing id is a no-op that returns its handle."""
+    workflow = _workflow[0]
+    payload = spec.model_dump(mode="json")
     with SetWorkflowID(run_id):
-        if background:
-            return await _queue[0].enqueue_async(run_workflow, spec.model_dump(mode="json"))
-        return await DBOS.start_workflow_async(run_workflow, spec.model_dump(mode="json"))
+        if spec.thread_id is not None:
+            with SetEnqueueOptions(queue_partition_key=spec.thread_id):
+                return await _queues[THREAD_QUEUE].enqueue_async(workflow, payload)
+        if spec.queued:
+            return await _queues[RUN_QUEUE].enqueue_async(workflow, payload)
+        return await DBOS.start_workflow_async(workflow, payload)

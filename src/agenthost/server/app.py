@@ -11,17 +11,20 @@ from fastapi import FastAPI
 
 from agenthost._version import __version__
 from agenthost.runtime.events import EventBus, EventWriter
+from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.registry import AgentRegistry
 from agenthost.runtime.runtime import Runtime, install_runtime
 from agenthost.runtime.service import RunService
 from agenthost.runtime.workflow import configure_dbos, launch_dbos, shutdown_dbos
 from agenthost.server.errors import install_error_handlers
 from agenthost.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from agenthost.server.routes import agents, health, runs, seed
+from agenthost.server.routes import agents, approvals, health, runs, seed, threads
 from agenthost.settings import Settings, load_settings
+from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import create_app_engine, database_urls
 from agenthost.storage.migrate import upgrade
 from agenthost.storage.runs import RunStore
+from agenthost.storage.threads import ThreadStore
 
 __all__ = ["create_app"]
 
@@ -47,15 +50,27 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
         engine = create_app_engine(urls)
         store = RunStore(engine)
         writer = EventWriter(store, settings.durability.events_flush_interval)
-        runtime = Runtime(settings, urls, engine, registry, store, EventBus(), writer)
+        runtime = Runtime(
+            settings,
+            urls,
+            engine,
+            registry,
+            store,
+            EventBus(),
+            writer,
+            ApprovalStore(engine),
+            ThreadStore(engine),
+        )
         install_runtime(runtime)
         service = RunService(runtime)
         app.state.runtime = runtime
         app.state.service = service
+        recovery = RunRecovery(runtime, service)
+        app.state.recovery = recovery
         configure_dbos(settings, urls)
         await launch_dbos(settings)
         writer.start()
-        reconcile = asyncio.create_task(service.reconcile_lost_runs(), name="agenthost-reconcile")
+        reconcile = asyncio.create_task(_reconcile_loop(recovery), name="agenthost-reconcile")
         _log.info("server_started", agents=[e.name for e in registry], version=__version__)
         try:
             yield
@@ -74,10 +89,24 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
     app.include_router(health.router)
     app.include_router(agents.router)
     app.include_router(runs.router)
+    app.include_router(approvals.router)
+    app.include_router(threads.router)
     app.include_router(seed.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+async def _reconcile_loop(recovery: RunRecovery, interval: float = 60.0) -> None:
+    """Settle lost and crash-looping runs at start-up, then every `interval` seconds."""
+    while True:
+        try:
+            settled = await recovery.reconcile()
+            if any(settled.values()):
+                _log.warning("runs_settled", **settled)
+        except Exception:
+            _log.exception("reconcile_failed")
+        await asyncio.sleep(interval)
 
 
 async def _drain(runtime: Runtime, grace_seconds: float) -> None:

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from agenthost.errors import InvalidRequestError
+from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService
 
-__all__ = ["IdempotencyKeyDep", "RuntimeDep", "ServiceDep"]
+__all__ = ["IdempotencyKeyDep", "RecoveryDep", "RuntimeDep", "ServiceDep"]
 
 _MAX_KEY = 256
 
@@ -25,6 +26,11 @@ def _service(request: Request) -> RunService:
     return service
 
 
+def _recovery(request: Request) -> RunRecovery:
+    recovery: RunRecovery = request.app.state.recovery
+    return recovery
+
+
 def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
     if idempotency_key is None:
         return None
@@ -36,4 +42,5 @@ def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) ->
 
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 ServiceDep = Annotated[RunService, Depends(_service)]
+RecoveryDep = Annotated[RunRecovery, Depends(_recovery)]
 IdempotencyKeyDep = Annotated[str | None, Depends(_idempotency_key)]

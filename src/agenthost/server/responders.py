@@ -39,8 +39,10 @@ async def run_and_wait(  # noqa: PLR0917
     key: str | None,
     view: View,
     wait_seconds: float | None = None,
+    *,
+    if_busy: str = "queue",
 ) -> Response:
-    submission = await service.submit(spec, idempotency_key=key)
+    submission = await service.submit(spec, idempotency_key=key, if_busy=if_busy)
     row = await service.wait(submission, wait_seconds or runtime.settings.server.run_wait_timeout)
     if row is None:
         return accepted(submission.row["id"], "running")
@@ -48,9 +50,15 @@ async def run_and_wait(  # noqa: PLR0917
 
 
 async def run_streaming(
-    service: RunService, runtime: Runtime, spec: RunSpec, key: str | None, *, seed: bool = False
+    service: RunService,
+    runtime: Runtime,
+    spec: RunSpec,
+    key: str | None,
+    *,
+    seed: bool = False,
+    if_busy: str = "queue",
 ) -> Response:
-    submission = await service.submit(spec, idempotency_key=key)
+    submission = await service.submit(spec, idempotency_key=key, if_busy=if_busy)
     run_id = submission.row["id"]
     return event_stream(
         service.follow(run_id),
@@ -61,9 +69,10 @@ async def run_streaming(
 
 
 async def run_background(
-    service: RunService, spec: RunSpec, key: str | None, *, seed: bool = False
+    service: RunService, spec: RunSpec, key: str | None, *, seed: bool = False, if_busy: str = "queue"
 ) -> Response:
-    submission = await service.submit(spec.model_copy(update={"queued": True}), idempotency_key=key)
+    queued = spec.model_copy(update={"queued": True})
+    submission = await service.submit(queued, idempotency_key=key, if_busy=if_busy)
     run_id = submission.row["id"]
     # The seed tutorials call the id of a queued request `request_id`.
     return accepted(run_id, submission.row["status"], **({"request_id": run_id} if seed else {}))

@@ -25,6 +25,14 @@ class RunCreate(BaseModel):
     metadata: dict[str, str | int | float | bool | None] | None = Field(
         None, description="Free-form labels stored with the run."
     )
+    thread_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="Conversation thread: the thread's earlier messages are given to the agent.",
+    )
+    if_busy: Literal["queue", "reject"] = Field(
+        "queue", description="A run already in progress on the thread: wait behind it, or answer 409."
+    )
 
 
 class SeedRunCreate(BaseModel):
@@ -69,6 +77,7 @@ class Cost(BaseModel):
 class RunError(BaseModel):
     code: str
     message: str
+    step: int | None = Field(None, description="The checkpointed step that failed (`dead` runs).")
 
 
 class RunView(BaseModel):
@@ -77,8 +86,9 @@ class RunView(BaseModel):
     id: str
     object: Literal["run"] = "run"
     agent: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    status: Literal["queued", "running", "waiting_approval", "succeeded", "failed", "dead", "cancelled"]
     user_id: str | None
+    thread_id: str | None
     input: str
     output: Any = None
     error: RunError | None = None
@@ -88,6 +98,8 @@ class RunView(BaseModel):
     latency_ms: float | None = Field(description="From acceptance to completion.")
     steps: int = Field(description="Checkpointed model and tool steps.")
     metadata: dict[str, Any] | None
+    forked_from: str | None = Field(None, description="The run this one was forked from.")
+    fork_step: int | None = Field(None, description="The step it was forked at.")
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -130,9 +142,12 @@ def run_view(row: dict[str, Any]) -> dict[str, Any]:
         "agent": row["agent"],
         "status": row["status"],
         "user_id": row.get("user_id"),
+        "thread_id": row.get("thread_id"),
         "input": (row.get("input") or {}).get("text", ""),
         "output": row.get("output"),
-        "error": {"code": error["code"], "message": error["message"]} if error else None,
+        "error": {"code": error["code"], "message": error["message"], "step": error.get("step")}
+        if error
+        else None,
         "model": row.get("model"),
         "usage": {
             "input_tokens": input_tokens,
@@ -145,6 +160,8 @@ def run_view(row: dict[str, Any]) -> dict[str, Any]:
         "latency_ms": round((completed - created).total_seconds() * 1000, 3) if completed else None,
         "steps": row.get("steps") or 0,
         "metadata": row.get("metadata"),
+        "forked_from": row.get("forked_from"),
+        "fork_step": row.get("fork_step"),
         "created_at": created.isoformat(),
         "started_at": row["started_at"].isoformat() if row.get("started_at") else None,
         "completed_at": completed.isoformat() if completed else None,
@@ -158,3 +175,45 @@ def seed_view(row: dict[str, Any]) -> dict[str, Any]:
         response=view["output"], tokens_used=view["usage"]["total_tokens"], cost_usd=view["cost"]["usd"]
     )
     return view
+
+
+class ApprovalDecision(BaseModel):
+    """Body of `POST /v1/runs/{id}/approvals/{approval_id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "deny"]
+    reason: str | None = Field(None, max_length=2000, description="Shown to the model on a denial.")
+    by: str | None = Field(
+        None, min_length=1, max_length=256, description="Who decides (until authentication supplies it)."
+    )
+
+
+class ForkRequest(BaseModel):
+    """Body of `POST /v1/runs/{id}/fork`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_step: int = Field(ge=1, description="First step to execute again; earlier steps replay.")
+
+
+def approval_view(row: dict[str, Any]) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row["id"],
+        "object": "approval",
+        "run_id": row["run_id"],
+        "agent": row["agent"],
+        "user_id": row["user_id"],
+        "tool_call_id": row["tool_call_id"],
+        "tool": row["tool_name"],
+        "args": row["args"],
+        "status": row["status"],
+        "requested_at": iso(row["requested_at"]),
+        "expires_at": iso(row["expires_at"]),
+        "decided_at": iso(row["decided_at"]),
+        "decided_by": row["decided_by"],
+        "reason": row["reason"],
+    }

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agenthost.storage.base import Store
 from agenthost.storage.tables import row_dict, run_events, runs
 
-__all__ = ["TERMINAL_STATUSES", "RunFilter", "RunStore"]
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "RunFilter", "RunStore"]
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "dead"})
+ACTIVE_STATUSES = frozenset({"queued", "running", "waiting_approval"})
 
 
 @dataclass(frozen=True)
@@ -31,16 +32,12 @@ class RunFilter:
     limit: int = 50
 
 
-class RunStore:
+class RunStore(Store):
     """Reads and writes `runs` and `run_events`."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     async def create(self, row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Insert a run unless its id exists; return the stored row and whether it was new."""
-        statement = self._insert(runs).values(**row).on_conflict_do_nothing(index_elements=["id"])
+        statement = self.insert(runs).values(**row).on_conflict_do_nothing(index_elements=["id"])
         async with self.engine.begin() as conn:
             inserted = (await conn.execute(statement)).rowcount == 1
             if inserted:
@@ -83,8 +80,14 @@ class RunStore:
                 .values(status="running", started_at=at)
             )
 
-    async def finish(self, run_id: str, values: dict[str, Any], events: Sequence[dict[str, Any]]) -> None:
-        """Write a run's final state together with its remaining events, in one transaction.
+    async def finish(
+        self,
+        run_id: str,
+        values: dict[str, Any],
+        events: Sequence[dict[str, Any]],
+        also: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Write a run's final state with its remaining events (and `also`), in one transaction.
 
         A run already cancelled keeps its `cancelled` status; its usage and cost are still recorded.
         """
@@ -98,6 +101,28 @@ class RunStore:
         async with self.engine.begin() as conn:
             await self._append(conn, events)
             await conn.execute(runs.update().where(runs.c.id == run_id).values(**guarded))
+            if also is not None:
+                await also(conn)
+
+    async def set_status(self, run_id: str, status: str, *, only_from: frozenset[str]) -> bool:
+        """Move a run to `status` if it is in one of `only_from`; True if it moved."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                runs.update().where(runs.c.id == run_id, runs.c.status.in_(only_from)).values(status=status)
+            )
+        return result.rowcount == 1
+
+    async def reopen(self, run_id: str, after_seq: int) -> None:
+        """A dead run resumes: back to `running`, its events from the failed step on are dropped."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                run_events.delete().where(run_events.c.run_id == run_id, run_events.c.seq > after_seq)
+            )
+            await conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(status="running", error=None, output=None, completed_at=None)
+            )
 
     async def cancel(self, run_id: str, at: datetime) -> bool:
         """Mark a run cancelled unless it already ended; True if this call changed it."""
@@ -109,6 +134,15 @@ class RunStore:
             )
         return result.rowcount == 1
 
+    async def mark_dead(self, run_id: str, error: dict[str, Any], at: datetime) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.status.in_(ACTIVE_STATUSES))
+                .values(status="dead", error=error, completed_at=at)
+            )
+        return int(result.rowcount)
+
     async def fail_lost(self, run_ids: Sequence[str], at: datetime, message: str) -> None:
         """Mark runs whose workflow never started as failed."""
         if not run_ids:
@@ -119,6 +153,15 @@ class RunStore:
                 .where(runs.c.id.in_(run_ids), runs.c.status.not_in(TERMINAL_STATUSES))
                 .values(status="failed", completed_at=at, error={"code": "run_lost", "message": message})
             )
+
+    async def thread_busy(self, thread_id: str) -> bool:
+        statement = (
+            sa.select(runs.c.id)
+            .where(runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE_STATUSES))
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement)).first() is not None
 
     async def unfinished_before(self, before: datetime) -> list[str]:
         async with self.engine.connect() as conn:
@@ -138,7 +181,7 @@ class RunStore:
 
     async def _append(self, conn: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:
         if events:
-            statement = self._insert(run_events).on_conflict_do_nothing(index_elements=["run_id", "seq"])
+            statement = self.insert(run_events).on_conflict_do_nothing(index_elements=["run_id", "seq"])
             await conn.execute(statement, list(events))
 
     async def events_after(self, run_id: str, after_seq: int, limit: int = 1000) -> list[dict[str, Any]]:

@@ -60,10 +60,13 @@ runs = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("started_at", UTCDateTime),
     sa.Column("completed_at", UTCDateTime),
+    sa.Column("forked_from", sa.String(64)),
+    sa.Column("fork_step", sa.Integer),
     sa.Index("ix_runs_created", "created_at", "id"),
     sa.Index("ix_runs_status_created", "status", "created_at"),
     sa.Index("ix_runs_agent_created", "agent", "created_at"),
     sa.Index("ix_runs_user_created", "user_id", "created_at"),
+    sa.Index("ix_runs_thread", "thread_id", "status"),
 )
 
 run_events = sa.Table(
@@ -77,6 +80,38 @@ run_events = sa.Table(
 )
 
 
-def row_dict(row: sa.Row[Any]) -> dict[str, Any]:
-    """A result row as a plain dict."""
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(256)),
+    sa.Column("tool_call_id", sa.String(256), nullable=False),
+    sa.Column("tool_name", sa.String(256), nullable=False),
+    sa.Column("args", JSONType),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decided_by", sa.String(256)),
+    sa.Column("reason", sa.Text),
+    sa.Index("ix_approvals_status_requested", "status", "requested_at"),
+    sa.Index("ix_approvals_run", "run_id"),
+)
+
+thread_messages = sa.Table(
+    "thread_messages",
+    metadata,
+    sa.Column("thread_id", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("messages", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_thread_messages_position", "thread_id", "position"),
+)
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """A result row (`sa.Row` of any shape) as a plain dict."""
     return dict(row._mapping)  # noqa: SLF001 - `_mapping` is SQLAlchemy's public row-as-mapping accessor

@@ -60,7 +60,9 @@ async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     """Run the agent and answer with the finished run; past the wait limit, 202 with its location."""
     runtime.registry.get(agent)
     limit = runtime.settings.server.run_wait_timeout
-    return await run_and_wait(service, runtime, _spec(agent, body), key, run_view, min(wait or limit, limit))
+    return await run_and_wait(
+        service, runtime, _spec(agent, body), key, run_view, min(wait or limit, limit), if_busy=body.if_busy
+    )
 
 
 @router.post(
@@ -73,7 +75,7 @@ async def stream(
 ) -> Response:
     """SSE: run.started, text.delta, tool.call, tool.result, usage, then run.completed or run.failed."""
     runtime.registry.get(agent)
-    return await run_streaming(service, runtime, _spec(agent, body), key)
+    return await run_streaming(service, runtime, _spec(agent, body), key, if_busy=body.if_busy)
 
 
 @router.post(
@@ -84,4 +86,4 @@ async def run_in_background(
 ) -> Response:
     """Queue the run and answer 202 with its id at once; poll `/v1/runs/{id}` or follow its events."""
     runtime.registry.get(agent)
-    return await run_background(service, _spec(agent, body), key)
+    return await run_background(service, _spec(agent, body), key, if_busy=body.if_busy)

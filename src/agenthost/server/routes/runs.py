@@ -12,15 +12,16 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from agenthost.errors import InvalidRequestError
-from agenthost.server.deps import RuntimeDep, ServiceDep
-from agenthost.server.schemas import RunList, RunView, run_view
+from agenthost.runtime.approvals import decide
+from agenthost.server.deps import RecoveryDep, RuntimeDep, ServiceDep
+from agenthost.server.schemas import ApprovalDecision, ForkRequest, RunList, RunView, approval_view, run_view
 from agenthost.server.sse import event_stream
 from agenthost.storage.runs import RunFilter
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 RunId = Annotated[str, Path(min_length=1, max_length=64, description="The run id.")]
-Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Status = Literal["queued", "running", "waiting_approval", "succeeded", "failed", "dead", "cancelled"]
 
 
 def _encode_cursor(at: datetime, run_id: str) -> str:
@@ -101,3 +102,42 @@ async def run_events(
 async def cancel_run(run_id: RunId, service: ServiceDep) -> Response:
     """Cancel a queued or running run; 409 if it already ended."""
     return JSONResponse(run_view(await service.cancel(run_id)))
+
+
+@router.get("/{run_id}/steps")
+async def run_steps(run_id: RunId, recovery: RecoveryDep) -> Response:
+    """The run's checkpointed steps: kind (model/tool/approval), name, timing, tokens, cost, outcome."""
+    return JSONResponse({"object": "list", "run_id": run_id, "data": await recovery.steps(run_id)})
+
+
+@router.post("/{run_id}/resume", response_model=RunView)
+async def resume_run(run_id: RunId, recovery: RecoveryDep) -> Response:
+    """Re-execute a `dead` run from the step that failed; earlier steps replay. 409 otherwise."""
+    return JSONResponse(run_view(await recovery.resume(run_id)), status_code=202)
+
+
+@router.post("/{run_id}/fork", response_model=RunView, status_code=202)
+async def fork_run(run_id: RunId, body: ForkRequest, recovery: RecoveryDep) -> Response:
+    """A new run replaying this one's steps before `from_step` from the record, executing from there."""
+    row = await recovery.fork(run_id, body.from_step)
+    location = f"/v1/runs/{row['id']}"
+    return JSONResponse(run_view(row), status_code=202, headers={"Location": location})
+
+
+ApprovalId = Annotated[str, Path(min_length=1, max_length=64, description="The approval id.")]
+
+
+@router.post("/{run_id}/approvals/{approval_id}")
+async def decide_approval(
+    run_id: RunId, approval_id: ApprovalId, body: ApprovalDecision, runtime: RuntimeDep
+) -> Response:
+    """Approve or deny a pending tool call; 409 if it was already decided or the run is not waiting."""
+    row = await decide(
+        runtime,
+        run_id,
+        approval_id,
+        approve=body.decision == "approve",
+        reason=body.reason,
+        by=body.by or "anonymous",
+    )
+    return JSONResponse(approval_view(row))

@@ -1,0 +1,261 @@
+"""Checkpointed steps of a run: model requests and tool calls, each a DBOS step.
+
+agenthost attaches durability to an unmodified user agent at run time:
+
+* `DurableModel` wraps the agent's model; each `request` is a step that streams from the provider
+  (publishing text deltas live) and records the response, the deltas and the price, so a replay
+  re-emits identical events without calling the model again;
+* `RunCapability` is a run-time pydantic-ai capability: its `wrap_tool_execute` makes each tool
+  call a step (pydantic-ai's own `DBOSDurability` does not checkpoint function tools, and must be
+  built into the agent), asks for approval where configured, and its
+  `handle_deferred_tool_calls` waits durably for the decisions.
+
+Step outputs are plain JSON-able data, never pickled exceptions, so a later release can read them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from dbos import DBOS
+from pydantic_ai import messages as _messages
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.exceptions import ApprovalRequired, ModelAPIError, ModelHTTPError, ModelRetry, ToolFailed
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext, ToolDefinition
+from pydantic_core import to_jsonable_python
+
+from agenthost.errors import ModelError, ToolError
+from agenthost.gateway.pricing import combine_status, price_call
+
+if TYPE_CHECKING:
+    from agenthost.runtime.execution import RunExecution
+
+__all__ = ["TOOL_OUTCOME_UNKNOWN", "DurableModel", "RunCapability", "model_step", "tool_step"]
+
+_RESPONSE = _messages.ModelMessagesTypeAdapter
+TOOL_OUTCOME_UNKNOWN = "tool_outcome_unknown"
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
+
+
+def _text_of(event: _messages.ModelResponseStreamEvent) -> str:
+    if isinstance(event, _messages.PartStartEvent) and isinstance(event.part, _messages.TextPart):
+        return event.part.content
+    if isinstance(event, _messages.PartDeltaEvent) and isinstance(event.delta, _messages.TextPartDelta):
+        return event.delta.content_delta
+    return ""
+
+
+async def model_step(
+    run: RunExecution,
+    model: Model,
+    messages: list[_messages.ModelMessage],
+    settings: ModelSettings | None,
+    parameters: ModelRequestParameters,
+) -> _messages.ModelResponse:
+    """Call the model as a checkpointed step; on replay, re-emit its recorded deltas."""
+    first_seq = run.seq
+    executed = False
+
+    async def call() -> dict[str, Any]:
+        nonlocal executed
+        executed = True
+        run.seq = first_seq
+        record = await _stream_model(run, model, messages, settings, parameters)
+        record["step"] = DBOS.step_id
+        return record
+
+    record = await DBOS.run_step_async({"name": f"model:{model.model_name}"}, call)
+    if not executed:
+        run.seq = first_seq
+        for delta in record["deltas"]:
+            run.emit("text.delta", {"delta": delta})
+    if "error" in record:
+        error = {**record["error"], "step": record.get("step"), "seq": first_seq}
+        raise ModelError(record["error"]["message"], details=error)
+    response = _RESPONSE.validate_python([record["response"]])[0]
+    assert isinstance(response, _messages.ModelResponse)
+    run.model_steps += 1
+    run.model_name = response.model_name or run.model_name
+    run.cost_nanousd += record["cost_nanousd"]
+    run.cost_status = combine_status(run.cost_status, record["cost_status"])
+    run.emit(
+        "usage",
+        {
+            "model": response.model_name,
+            "input_tokens": response.usage.input_tokens,
+            "output_tokens": response.usage.output_tokens,
+            "cache_read_tokens": response.usage.cache_read_tokens,
+            "cache_write_tokens": response.usage.cache_write_tokens,
+            "cost": {"nanousd": record["cost_nanousd"], "status": record["cost_status"]},
+            "duration_ms": record["duration_ms"],
+        },
+    )
+    return response
+
+
+async def _stream_model(
+    run: RunExecution,
+    model: Model,
+    messages: list[_messages.ModelMessage],
+    settings: ModelSettings | None,
+    parameters: ModelRequestParameters,
+) -> dict[str, Any]:
+    deltas: list[str] = []
+    started = time.perf_counter()
+    try:
+        async with model.request_stream(messages, settings, parameters) as stream:
+            async for event in stream:
+                text = _text_of(event)
+                if text:
+                    deltas.append(text)
+                    run.emit("text.delta", {"delta": text})
+            response = stream.get()
+    except ModelAPIError as exc:
+        error: dict[str, Any] = {"code": "model_error", "message": str(exc), "model": model.model_name}
+        if isinstance(exc, ModelHTTPError):
+            error["status_code"] = exc.status_code
+        return {"error": error, "deltas": deltas, "duration_ms": _ms(started)}
+    price = price_call(response.model_name or model.model_name, response.provider_name, response.usage)
+    return {
+        "response": _RESPONSE.dump_python([response], mode="json")[0],
+        "deltas": deltas,
+        "cost_nanousd": price.nanousd,
+        "cost_status": price.status,
+        "duration_ms": _ms(started),
+    }
+
+
+async def tool_step(
+    run: RunExecution, call: _messages.ToolCallPart, args: dict[str, Any], handler: Handler
+) -> Any:
+    """Run one tool call as a checkpointed step; a replay returns the recorded result.
+
+    An `at_most_once` tool first records that it is starting, in a step of its own. If a replay
+    finds that record but no result, the process died inside the call: the call is not made again,
+    and the agent gets a `tool_outcome_unknown` failure.
+    """
+    name = call.tool_name
+    base = {"tool_call_id": call.tool_call_id, "name": name}
+    run.emit("tool.call", {**base, "args": to_jsonable_python(args, fallback=str)})
+    interrupted = False
+    resume_step: int | None = None
+    if run.tool_config(name).execution == "at_most_once":
+        marked_now = False
+
+        async def mark() -> int | None:
+            nonlocal marked_now
+            marked_now = True
+            return DBOS.step_id
+
+        # Resuming a dead run from here runs the tool again: the operator asked for it.
+        resume_step = await DBOS.run_step_async({"name": f"tool-start:{name}"}, mark)
+        interrupted = not marked_now
+
+    async def body() -> dict[str, Any]:
+        step = DBOS.step_id
+        if interrupted:
+            message = (
+                f"{TOOL_OUTCOME_UNKNOWN}: the server stopped while `{name}` was running; it may or may "
+                "not have taken effect, and it is not run again automatically"
+            )
+            return {"outcome": "unknown", "error": message, "duration_ms": 0.0, "step": step}
+        started = time.perf_counter()
+        try:
+            value = await handler(args)
+        except ModelRetry as exc:
+            return {"outcome": "retry", "error": exc.message, "duration_ms": _ms(started), "step": step}
+        except ToolFailed as exc:
+            return {"outcome": "failed", "error": str(exc), "duration_ms": _ms(started), "step": step}
+        except Exception as exc:
+            error = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
+            return {"outcome": "error", "error": error, "duration_ms": _ms(started), "step": step}
+        return {"outcome": "ok", "value": value, "duration_ms": _ms(started), "step": step}
+
+    first_seq = run.seq
+    record = await DBOS.run_step_async({"name": f"tool:{name}"}, body)
+    run.tool_steps += 1
+    return _tool_outcome(run, base, record, resume_step, first_seq)
+
+
+def _tool_outcome(
+    run: RunExecution, base: dict[str, Any], record: dict[str, Any], resume_step: int | None, first_seq: int
+) -> Any:
+    """Emit the tool's result and hand it to pydantic-ai: a value, a retry, a failure or an error."""
+    name = base["name"]
+    outcome = record["outcome"]
+    if outcome == "ok":
+        result = to_jsonable_python(record["value"], fallback=str)
+        run.emit(
+            "tool.result", {**base, "outcome": "ok", "result": result, "duration_ms": record["duration_ms"]}
+        )
+        return record["value"]
+    run.emit(
+        "tool.result",
+        {**base, "outcome": outcome, "error": record["error"], "duration_ms": record["duration_ms"]},
+    )
+    if outcome == "retry":
+        raise ModelRetry(record["error"])
+    if outcome == "error":
+        details = {**record["error"], "tool": name, "step": resume_step or record["step"], "seq": first_seq}
+        raise ToolError(
+            f"tool {name!r} raised {record['error']['type']}: {record['error']['message']}", details=details
+        )
+    raise ToolFailed(record["error"])
+
+
+class DurableModel(WrapperModel):
+    """The agent's model, with each request made as a DBOS step of the run."""
+
+    def __init__(self, wrapped: Model, run: RunExecution) -> None:
+        super().__init__(wrapped)
+        self._run = run
+
+    async def request(
+        self,
+        messages: list[_messages.ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> _messages.ModelResponse:
+        return await model_step(self._run, self.wrapped, messages, model_settings, model_request_parameters)
+
+
+class RunCapability(AbstractCapability[Any]):
+    """Run-time capability: tool calls as steps, approval where configured, durable approval waits."""
+
+    def __init__(self, run: RunExecution) -> None:
+        super().__init__()
+        self._run = run
+
+    async def wrap_tool_execute(
+        self,
+        ctx: RunContext[Any],
+        *,
+        call: _messages.ToolCallPart,
+        tool_def: ToolDefinition,  # noqa: ARG002
+        args: dict[str, Any],
+        handler: Handler,
+    ) -> Any:
+        if self._run.tool_config(call.tool_name).approval == "required" and not ctx.tool_call_approved:
+            # pydantic-ai collects the call as a deferred approval request, then asks
+            # `handle_deferred_tool_calls` below for the decisions, and re-runs approved calls here.
+            raise ApprovalRequired(metadata={"agenthost": "approval"})
+        return await tool_step(self._run, call, args, handler)
+
+    async def handle_deferred_tool_calls(
+        self,
+        ctx: RunContext[Any],  # noqa: ARG002
+        *,
+        requests: DeferredToolRequests,
+    ) -> DeferredToolResults | None:
+        if not requests.approvals:
+            return None
+        return await self._run.await_approvals(requests)

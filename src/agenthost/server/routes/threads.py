@@ -1,0 +1,63 @@
+"""`/v1/threads`: conversation history kept server-side."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from fastapi.responses import JSONResponse
+from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, TextPart, UserPromptPart
+from starlette.responses import Response
+
+from agenthost.errors import ConflictError, NotFoundError
+from agenthost.server.deps import RuntimeDep
+
+router = APIRouter(prefix="/v1/threads", tags=["threads"])
+
+ThreadId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The thread id.")]
+
+
+@router.get("/{thread_id}")
+async def get_thread(thread_id: ThreadId, runtime: RuntimeDep) -> Response:
+    """The thread's messages (oldest first, as pydantic-ai stores them) and its runs."""
+    summary = await runtime.threads.summary(thread_id)
+    if summary is None:
+        msg = f"thread {thread_id!r} does not exist"
+        raise NotFoundError(msg, code="thread_not_found")
+    messages = ModelMessagesTypeAdapter.validate_python(summary["messages"])
+    return JSONResponse(
+        {
+            "id": thread_id,
+            "object": "thread",
+            "messages": summary["messages"],
+            "turns": [_turn(message) for message in messages],
+            "runs": [
+                {**row, "created_at": row["created_at"].isoformat()}  # rows of id, status, agent, created_at
+                for row in summary["runs"]
+            ],
+        }
+    )
+
+
+@router.delete("/{thread_id}")
+async def delete_thread(thread_id: ThreadId, runtime: RuntimeDep) -> Response:
+    """Forget the thread's history (its runs stay, detached); 409 while a run on it is in progress."""
+    if await runtime.store.thread_busy(thread_id):
+        msg = f"thread {thread_id!r} has a run in progress; cancel it or wait"
+        raise ConflictError(msg, code="thread_busy")
+    if await runtime.threads.summary(thread_id) is None:
+        msg = f"thread {thread_id!r} does not exist"
+        raise NotFoundError(msg, code="thread_not_found")
+    removed = await runtime.threads.delete(thread_id)
+    return JSONResponse({"id": thread_id, "object": "thread", "deleted": True, "messages_removed": removed})
+
+
+def _turn(message: object) -> dict[str, str]:
+    """A readable digest of one message: who spoke and the text."""
+    if isinstance(message, ModelRequest):
+        text = " ".join(
+            p.content for p in message.parts if isinstance(p, UserPromptPart) and isinstance(p.content, str)
+        )
+        return {"role": "user", "text": text}
+    parts = getattr(message, "parts", [])
+    return {"role": "assistant", "text": "".join(p.content for p in parts if isinstance(p, TextPart))}
