@@ -102,10 +102,13 @@ class RunRecovery:
         """
         lost: list[str] = []
         dead = 0
-        for run_id in await self.store.unfinished_before(datetime.now(UTC) - older_than):
+        now = datetime.now(UTC)
+        for run_id, created_at in await self.store.unfinished():
             status = await DBOS.get_workflow_status_async(run_id)
             if status is None:
-                lost.append(run_id)
+                # Young rows may be between their insert and their workflow's start.
+                if created_at < now - older_than:
+                    lost.append(run_id)
             elif status.status in _DEAD_DBOS:
                 error = {
                     "code": "recovery_limit_exceeded"

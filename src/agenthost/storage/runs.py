@@ -163,14 +163,13 @@ class RunStore(Store):
         async with self.engine.connect() as conn:
             return (await conn.execute(statement)).first() is not None
 
-    async def unfinished_before(self, before: datetime) -> list[str]:
+    async def unfinished(self) -> list[tuple[str, datetime]]:
+        """Ids and creation times of runs not yet ended."""
         async with self.engine.connect() as conn:
             result = await conn.execute(
-                sa.select(runs.c.id).where(
-                    runs.c.status.not_in(TERMINAL_STATUSES), runs.c.created_at < before
-                )
+                sa.select(runs.c.id, runs.c.created_at).where(runs.c.status.not_in(TERMINAL_STATUSES))
             )
-            return [row[0] for row in result]
+            return [(row[0], row[1]) for row in result]
 
     async def append_events(self, events: Sequence[dict[str, Any]]) -> None:
         """Store events; ones already stored (same run and seq, from a replay) are skipped."""
