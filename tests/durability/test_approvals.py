@@ -71,7 +71,10 @@ def test_deny_continues_without_the_tool(
         run_id = client.post("/v1/agents/crashy/runs", json={"input": "[approve] yacht"}).json()["id"]
         approval = pending_approval(client, run_id)
         url = f"/v1/runs/{run_id}/approvals/{approval['id']}"
-        assert client.post(url, json={"decision": "deny", "reason": "too pricey", "by": "lee"}).status_code == 200
+        assert (
+            client.post(url, json={"decision": "deny", "reason": "too pricey", "by": "lee"}).status_code
+            == 200
+        )
         run = wait_for_status(client, run_id, {"succeeded", "failed", "dead"})
     assert run["status"] == "succeeded"
     assert run["output"] == "after approval: The call to charge was denied by lee: too pricey."
@@ -88,14 +91,19 @@ def test_timeout_denies(make_server: Callable[..., Server], mock: MockLLMServer,
         after = client.get("/v1/approvals", params={"run_id": run_id, "status": "expired"}).json()["data"]
         late = client.post(f"/v1/runs/{run_id}/approvals/{approval['id']}", json={"decision": "approve"})
     assert run["status"] == "succeeded"
-    assert run["output"] == "after approval: The call to charge expired without a decision: no decision before the deadline."
+    assert (
+        run["output"]
+        == "after approval: The call to charge expired without a decision: no decision before the deadline."
+    )
     assert [a["id"] for a in after] == [approval["id"]]
     assert after[0]["decided_by"] == "system:timeout"
     assert lines(tool_log / "charge.log") == []
     assert late.status_code == 409
 
 
-def test_approval_survives_a_crash(make_server: Callable[..., Server], mock: MockLLMServer, tool_log: Path) -> None:
+def test_approval_survives_a_crash(
+    make_server: Callable[..., Server], mock: MockLLMServer, tool_log: Path
+) -> None:
     """Waiting for approval, SIGKILL, restart, approve over HTTP: the run finishes, the tool ran once."""
     server = make_server(tools=NEEDS_APPROVAL).start()
     with server.client() as client:

@@ -20,7 +20,7 @@ RUNS = 20
 
 
 def conversation_key(prompt: str) -> str:
-    return hashlib.sha1(prompt.encode()).hexdigest()[:12]  # noqa: S324 - the mock's key, not security
+    return hashlib.sha1(prompt.encode()).hexdigest()[:12]
 
 
 def test_sigkill_mid_run_loses_nothing_and_repeats_nothing_completed(
@@ -45,7 +45,9 @@ def test_sigkill_mid_run_loses_nothing_and_repeats_nothing_completed(
 
     restarted = make_server(tools=tools, durability={"queue_concurrency": RUNS}).start()
     with restarted.client() as client:
-        finished = [wait_for_status(client, run_id, {"succeeded", "failed", "dead"}, timeout=90) for run_id in ids]
+        finished = [
+            wait_for_status(client, run_id, {"succeeded", "failed", "dead"}, timeout=90) for run_id in ids
+        ]
         unknown = 0
         for run_id in ids:
             events = collect_sse(client, "GET", f"/v1/runs/{run_id}/events")

@@ -17,7 +17,7 @@ ENDED = {"succeeded", "failed", "dead", "cancelled"}
 
 
 def turns(mock: MockLLMServer, prompt: str) -> dict[str, int]:
-    key = hashlib.sha1(prompt.encode()).hexdigest()[:12]  # noqa: S324 - the mock's key
+    key = hashlib.sha1(prompt.encode()).hexdigest()[:12]
     by_turn: dict[str, int] = mock.stats()["by_conversation"][key]["by_turn"]
     return by_turn
 

@@ -60,11 +60,16 @@ class RunExecution:
         self._tools = runtime.settings.agents[spec.agent].tools
         self.thread_id = spec.thread_id
 
-    def emit(self, type_: str, data: dict[str, Any]) -> RunEvent:
-        """Publish an event live and queue it for storage; its number is the next in the run."""
+    def emit(self, type_: str, data: dict[str, Any], *, live: bool = True) -> RunEvent:
+        """Queue an event for storage and (unless `live` is False) publish it now.
+
+        Its number is the next in the run. A run's last event is published only after the final
+        write, so whoever sees it live can read the finished run.
+        """
         self.seq += 1
         event = RunEvent(self.run_id, self.seq, type_, data)
-        self.runtime.bus.publish(event)
+        if live:
+            self.runtime.bus.publish(event)
         self.runtime.writer.add(event)
         return event
 
@@ -98,8 +103,8 @@ class RunExecution:
             if isinstance(exc, asyncio.CancelledError) and self.run_id not in self.runtime.cancelled:
                 raise  # shutdown: nothing is written, DBOS recovers the run on the next start
             self.runtime.cancelled.discard(self.run_id)
-            self.emit("run.cancelled", {"status": "cancelled"})
-            await self._finish({"status": "cancelled"})
+            last = self.emit("run.cancelled", {"status": "cancelled"}, live=False)
+            await self._finish({"status": "cancelled"}, last=last)
             await self.runtime.approvals.close_pending(
                 self.run_id, "cancelled", "the run was cancelled", _now()
             )
@@ -107,19 +112,22 @@ class RunExecution:
         except Exception as exc:
             status, error = _classify(exc)
             error.setdefault("seq", self.seq)
-            self.emit(
+            last = self.emit(
                 f"run.{'failed' if status == 'failed' else 'dead'}",
                 {"status": status, "error": error, **self._totals(None)},
+                live=False,
             )
-            summary = await self._finish({"status": status, "error": error})
+            summary = await self._finish({"status": status, "error": error}, last=last)
             await self.runtime.approvals.close_pending(
                 self.run_id, "cancelled", f"the run is {status}", _now()
             )
             return summary
         totals = self._totals(usage)
-        self.emit("run.completed", {"status": "succeeded", "output": output, **totals})
+        last = self.emit("run.completed", {"status": "succeeded", "output": output, **totals}, live=False)
         columns = {key: usage[key] for key in ("input_tokens", "output_tokens", "requests", "tool_calls")}
-        return await self._finish({"status": "succeeded", "output": output, **columns}, new_messages)
+        return await self._finish(
+            {"status": "succeeded", "output": output, **columns}, new_messages, last=last
+        )
 
     async def _run_agent(self, entry: AgentEntry) -> tuple[Any, dict[str, int], list[Any]]:
         deps = await entry.make_deps()
@@ -188,7 +196,9 @@ class RunExecution:
             "steps": self.model_steps + self.tool_steps,
         }
 
-    async def _finish(self, values: dict[str, Any], new_messages: list[Any] | None = None) -> dict[str, Any]:
+    async def _finish(
+        self, values: dict[str, Any], new_messages: list[Any] | None = None, *, last: RunEvent
+    ) -> dict[str, Any]:
         """Write the final state, the remaining events and the thread's new messages together."""
         completed = datetime.now(UTC)
         values = {
@@ -210,6 +220,7 @@ class RunExecution:
             events = [event.row() for event in writer.take(self.run_id)]
             await self.runtime.store.finish(self.run_id, values, events, also=append_thread)
         self.runtime.bus.close(self.run_id)
+        self.runtime.bus.publish(last)
         return {key: value for key, value in values.items() if key != "completed_at"}
 
 

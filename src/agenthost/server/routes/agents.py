@@ -25,6 +25,7 @@ def _spec(agent: str, body: RunCreate) -> RunSpec:
         user_id=body.user_id,
         max_tokens=body.max_tokens,
         metadata=body.metadata,
+        thread_id=body.thread_id,
     )
 
 
