@@ -110,6 +110,7 @@ def server_config(database_url: str, mock_url: str, **overrides: Any) -> dict[st
                 "path": "agent:support_agent",
                 "model": "mock",
                 "description": "example support agent",
+                "tools": {"refund": {"approval": "required", "execution": "at_most_once"}},
             },
             "plain": {"path": "tests.agents.plain:agent", "model": "mock"},
             "claude": {"path": "tests.agents.plain:agent", "model": "mock-anthropic"},

@@ -13,7 +13,7 @@ import pytest
 
 from agenthost import __version__
 from agenthost.testing import MockLLMServer
-from tests.harness import AGENTHOST, REPO, Server, free_port, render_toml, server_config
+from tests.harness import AGENTHOST, REPO, Server, free_port, render_toml, server_config, wait_for_status
 
 
 def cli(
@@ -143,3 +143,34 @@ def test_mock_llm_command_serves_the_openai_protocol(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_approvals_and_run_recovery_commands(server: Server, mock: MockLLMServer) -> None:
+    """`agenthost approvals list/approve`, `runs steps`, `runs fork`, `runs resume` against a server."""
+    with server.client() as client:
+        run_id = client.post("/v1/agents/support/runs", json={"input": "[refund] broken charger"}).json()["id"]
+        wait_for_status(client, run_id, {"waiting_approval"})
+        approval = client.get("/v1/approvals", params={"run_id": run_id}).json()["data"][0]
+    listed = cli("approvals", "list", "--url", server.url, "--run", run_id)
+    assert listed.returncode == 0
+    assert approval["id"] in listed.stdout
+    assert "refund" in listed.stdout
+    approved = cli("approvals", "approve", run_id, approval["id"], "--url", server.url, "--by", "cli-user")
+    assert approved.returncode == 0, approved.stderr
+    assert "approved (by cli-user)" in approved.stdout
+    again = cli("approvals", "deny", run_id, approval["id"], "--url", server.url)
+    assert again.returncode == 1
+    assert "already approved" in again.stderr
+    with server.client() as client:
+        done = wait_for_status(client, run_id, {"succeeded", "failed", "dead"})
+    assert done["output"] == "Refund result: Refund of $24.50 for order 5678 approved."
+
+    steps = cli("runs", "steps", run_id, "--url", server.url)
+    assert steps.returncode == 0
+    assert "refund" in steps.stdout
+    forked = cli("runs", "fork", run_id, "--from-step", "1", "--url", server.url)
+    assert forked.returncode == 0, forked.stderr
+    assert f"from step 1 of {run_id}" in forked.stdout
+    resumed = cli("runs", "resume", run_id, "--url", server.url)
+    assert resumed.returncode == 1
+    assert "only a dead run can be resumed" in resumed.stderr

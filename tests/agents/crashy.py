@@ -46,6 +46,20 @@ async def charge(item: str) -> str:
 
 
 @agent.tool_plain
+async def pay(item: str) -> str:
+    """Pay for an item: the tests configure it to need approval."""
+    _append("pay.log", item)
+    return f"paid {item}"
+
+
+@agent.tool_plain
+async def reserve(item: str) -> str:
+    """Reserve an item: needs approval, with a short deadline in the tests."""
+    _append("reserve.log", item)
+    return f"reserved {item}"
+
+
+@agent.tool_plain
 async def explode(item: str) -> str:
     """Fails until the test fixes the cause (creates explode.ok)."""
     _append("explode.log", item)

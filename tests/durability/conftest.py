@@ -1,4 +1,10 @@
-"""Fixtures for durability tests: a fresh database per test (SQLite file or Postgres database)."""
+"""Fixtures for durability tests.
+
+* `durable_server`: one server per backend for the session (tests that never kill it);
+* `make_server`: fresh servers on a fresh database per test (tests that SIGKILL or SIGTERM them).
+
+Both run the `crashy` test agent, whose tools log each execution under `tool_log`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,39 @@ import pytest
 from agenthost.testing import MockLLMServer
 from tests.harness import Server, postgres_database, server_config
 
-CRASHY = {"path": "tests.agents.crashy:agent", "model": "mock"}
+TOOLS: dict[str, Any] = {
+    "charge": {"execution": "at_most_once"},
+    "pay": {"approval": "required", "execution": "at_most_once"},
+    "reserve": {"approval": "required", "approval_timeout_seconds": 1.0},
+}
+CRASHY = {"path": "tests.agents.crashy:agent", "model": "mock", "tools": TOOLS}
+
+
+def crashy_config(database_url: str, mock_url: str, tools: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    agents = {"crashy": {**CRASHY, "tools": {**TOOLS, **(tools or {})}}}
+    return server_config(database_url, mock_url, agents=agents, default_agent="crashy", **overrides)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def durable_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, mock_server: MockLLMServer
+) -> Iterator[Server]:
+    workdir = tmp_path_factory.mktemp(f"durable-{request.param}")
+    (workdir / "tool-log").mkdir()
+    if request.param == "postgres":
+        database_url = request.getfixturevalue("pg_url")
+    else:
+        database_url = f"sqlite:///{workdir / 'data' / 'agenthost.db'}"
+    server = Server(
+        workdir, crashy_config(database_url, mock_server.url), env={"AGENTHOST_TEST_TOOL_LOG": str(workdir / "tool-log")}
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shared_tool_log(durable_server: Server) -> Path:
+    return durable_server.workdir / "tool-log"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -38,8 +76,7 @@ def make_server(
     servers: list[Server] = []
 
     def build(tools: dict[str, Any] | None = None, **overrides: Any) -> Server:
-        agents = {"crashy": {**CRASHY, "tools": tools or {}}}
-        config = server_config(database_url, mock.url, agents=agents, default_agent="crashy", **overrides)
+        config = crashy_config(database_url, mock.url, tools, **overrides)
         server = Server(tmp_path / "server", config, env={"AGENTHOST_TEST_TOOL_LOG": str(tool_log)})
         if servers:
             server.port = servers[0].port  # a restart answers where clients already are
@@ -51,5 +88,7 @@ def make_server(
         server.stop()
 
 
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
+def lines(path: Path, item: str | None = None) -> list[str]:
+    """Lines of a tool log, or only those for `item`."""
+    found = path.read_text().splitlines() if path.exists() else []
+    return found if item is None else [line for line in found if line == item]

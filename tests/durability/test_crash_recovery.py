@@ -111,7 +111,8 @@ def test_at_least_once_tool_interrupted_runs_again(
     make_server: Callable[..., Server], mock: MockLLMServer, tool_log: Path
 ) -> None:
     """Killed inside an at-least-once tool: the call runs again after the restart."""
-    server = make_server().start()
+    tools = {"charge": {"execution": "at_least_once"}}
+    server = make_server(tools=tools).start()
     with server.client() as client:
         run_id = client.post("/v1/agents/crashy/runs", json={"input": "[crash] sturdy"}).json()["id"]
     deadline = time.monotonic() + 30
@@ -120,7 +121,7 @@ def test_at_least_once_tool_interrupted_runs_again(
         time.sleep(0.01)
     server.kill()
 
-    restarted = make_server().start()
+    restarted = make_server(tools=tools).start()
     with restarted.client() as client:
         run = wait_for_status(client, run_id, {"succeeded", "failed", "dead"})
     assert run["status"] == "succeeded"

@@ -22,10 +22,9 @@ def turns(mock: MockLLMServer, prompt: str) -> dict[str, int]:
     return by_turn
 
 
-def test_steps_timeline(make_server: Callable[..., Server], mock: MockLLMServer) -> None:
+def test_steps_timeline(durable_server: Server, mock: MockLLMServer) -> None:
     """Each checkpointed step with kind, name, timing, tokens, cost and outcome."""
-    server = make_server().start()
-    with server.client() as client:
+    with durable_server.client() as client:
         run = client.post("/v1/agents/crashy/run", json={"input": "[crash] timeline"}).json()
         steps = client.get(f"/v1/runs/{run['id']}/steps").json()["data"]
         missing = client.get("/v1/runs/run_nope/steps")
@@ -33,6 +32,7 @@ def test_steps_timeline(make_server: Callable[..., Server], mock: MockLLMServer)
         ("model", "gpt-4o-mini"),
         ("tool", "lookup"),
         ("model", "gpt-4o-mini"),
+        ("tool", "charge (start marker)"),
         ("tool", "charge"),
         ("model", "gpt-4o-mini"),
     ]
@@ -47,11 +47,11 @@ def test_steps_timeline(make_server: Callable[..., Server], mock: MockLLMServer)
 
 
 def test_failed_tool_makes_the_run_dead_and_resume_continues_from_that_step(
-    make_server: Callable[..., Server], mock: MockLLMServer, tool_log: Path
+    durable_server: Server, mock: MockLLMServer, shared_tool_log: Path
 ) -> None:
     prompt = "[boom] payment"
-    server = make_server().start()
-    with server.client() as client:
+    tool_log = shared_tool_log
+    with durable_server.client() as client:
         run = client.post("/v1/agents/crashy/run", json={"input": prompt}).json()
         assert run["status"] == "dead", run
         assert run["error"]["code"] == "tool_error"
@@ -77,8 +77,9 @@ def test_failed_tool_makes_the_run_dead_and_resume_continues_from_that_step(
     assert done["error"] is None
     # The steps before the failure replayed: no model call or lookup was made again.
     assert turns(mock, prompt) == {"0": 1, "1": 1, "2": 1}
-    assert lines(tool_log / "lookup.log") == [prompt]
-    assert lines(tool_log / "explode.log") == [prompt, prompt]
+    assert lines(tool_log / "lookup.log", prompt) == [prompt]
+    assert lines(tool_log / "explode.log", prompt) == [prompt, prompt]
+    (tool_log / "explode.ok").unlink()
     assert [int(e.id or 0) for e in events] == list(range(1, len(events) + 1))
     assert [e.event for e in events].count("run.dead") == 0
     assert events[-1].event == "run.completed"
@@ -126,11 +127,11 @@ def test_a_run_that_keeps_crashing_its_server_goes_dead(
 
 
 def test_fork_replays_steps_before_n_and_executes_from_n(
-    make_server: Callable[..., Server], mock: MockLLMServer, tool_log: Path
+    durable_server: Server, mock: MockLLMServer, shared_tool_log: Path
 ) -> None:
     prompt = "[crash] fork-me"
-    server = make_server().start()
-    with server.client() as client:
+    tool_log = shared_tool_log
+    with durable_server.client() as client:
         source = client.post("/v1/agents/crashy/run", json={"input": prompt}).json()
         steps = client.get(f"/v1/runs/{source['id']}/steps").json()["data"]
         second_model = [s for s in steps if s["kind"] == "model"][1]["step"]
@@ -147,8 +148,8 @@ def test_fork_replays_steps_before_n_and_executes_from_n(
     assert done["output"] == source["output"] == f"done: {prompt}"
     # Model call 1 and the lookup came from the record; call 2 onwards ran again, and so did charge.
     assert turns(mock, prompt) == {"0": 1, "1": 2, "2": 2}
-    assert lines(tool_log / "lookup.log") == [prompt]
-    assert lines(tool_log / "charge.log") == [prompt, prompt]
+    assert lines(tool_log / "lookup.log", prompt) == [prompt]
+    assert lines(tool_log / "charge.log", prompt) == [prompt, prompt]
     assert too_far.status_code == 422
     assert too_far.json()["error"]["code"] == "invalid_step"
     assert zero.status_code == 422

@@ -52,10 +52,8 @@ def test_thread_history_is_given_to_the_next_run(
     assert conversation(mock, "[remember] fresh start") == {"0": 1}  # no history after the delete
 
 
-def test_second_run_on_a_busy_thread_waits_or_is_rejected(
-    make_server: Callable[..., Server], mock: MockLLMServer
-) -> None:
-    server = make_server().start()
+def test_second_run_on_a_busy_thread_waits_or_is_rejected(durable_server: Server, mock: MockLLMServer) -> None:
+    server = durable_server
     results: dict[str, Any] = {}
 
     def slow_first() -> None:

@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from agenthost._version import __version__
+from agenthost.cli.approvals import approvals_app
 from agenthost.cli.client import ApiClient, ApiError, default_url
+from agenthost.cli.common import ConfigOption, UrlOption, err, out
+from agenthost.cli.common import fail as _fail
+from agenthost.cli.runs import runs_app
 from agenthost.errors import AgentHostError
 
 app = typer.Typer(
@@ -23,22 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-runs_app = typer.Typer(help="Inspect and cancel runs on a running server.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="agenthost.toml (default: $AGENTHOST_CONFIG or ./agenthost.toml)."),
-]
-UrlOption = Annotated[str, typer.Option("--url", help="Server URL (default: $AGENTHOST_URL).")]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+app.add_typer(approvals_app, name="approvals")
 
 
 def _version(value: bool) -> None:
@@ -62,7 +51,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (overrides [server] host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (overrides [server] port).")] = None,
 ) -> None:
-    """Serve the configured agents over HTTP (API on [server] host:port)."""
+    """Serve the configured agents over HTTP (on the configured host and port)."""
     import uvicorn
 
     from agenthost.observability.logging import configure_logging
@@ -183,63 +172,6 @@ def _render_stream(events: Any) -> bool:
             err.print(f"\n[bold red]{event}:[/] {error['message']}", highlight=False)
     out.print()
     return failed
-
-
-@runs_app.command("list")
-def runs_list(
-    url: UrlOption = "",
-    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, failed, cancelled.")] = None,
-    agent: Annotated[str | None, typer.Option(help="Only this agent's runs.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-) -> None:
-    """The newest runs."""
-    params: dict[str, Any] = {"limit": limit}
-    if status:
-        params["status"] = status
-    if agent:
-        params["agent"] = agent
-    with ApiClient(url or default_url()) as client:
-        try:
-            data = client.request("GET", "/v1/runs", params=params)["data"]
-        except ApiError as exc:
-            raise _fail(str(exc)) from None
-    table = Table()
-    table.add_column("id", no_wrap=True)
-    for column in ("agent", "status", "model", "tokens", "cost $", "latency ms", "created"):
-        table.add_column(column, overflow="fold")
-    for run_ in data:
-        table.add_row(
-            run_["id"],
-            run_["agent"],
-            run_["status"],
-            run_["model"] or "",
-            str(run_["usage"]["total_tokens"]),
-            f"{run_['cost']['usd']:.6f}",
-            f"{run_['latency_ms']:.0f}" if run_["latency_ms"] is not None else "",
-            run_["created_at"][:19],
-        )
-    out.print(table)
-
-
-@runs_app.command("show")
-def runs_show(run_id: str, url: UrlOption = "") -> None:
-    """One run, as JSON."""
-    with ApiClient(url or default_url()) as client:
-        try:
-            out.print_json(json.dumps(client.request("GET", f"/v1/runs/{run_id}")))
-        except ApiError as exc:
-            raise _fail(str(exc)) from None
-
-
-@runs_app.command("cancel")
-def runs_cancel(run_id: str, url: UrlOption = "") -> None:
-    """Cancel a queued or running run."""
-    with ApiClient(url or default_url()) as client:
-        try:
-            result = client.request("POST", f"/v1/runs/{run_id}/cancel")
-        except ApiError as exc:
-            raise _fail(str(exc)) from None
-    out.print(f"run {result['id']} is {result['status']}")
 
 
 @app.command("mock-llm")

@@ -13,10 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic_ai.models import Model, infer_model
-from pydantic_ai.models.anthropic import AnthropicModel
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.anthropic import AnthropicProvider
-from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
 from agenthost.errors import ConfigError, ModelNotConfiguredError
@@ -63,7 +59,11 @@ def _settings(cfg: ModelConfig) -> ModelSettings:
 def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
     """A pydantic-ai model for one `[models.<name>]` entry."""
     api_key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
+    # Provider SDKs are imported when a model needs them: the Anthropic SDK alone takes seconds.
     if cfg.provider == "openai":
+        from pydantic_ai.models.openai import OpenAIChatModel  # noqa: PLC0415
+        from pydantic_ai.providers.openai import OpenAIProvider  # noqa: PLC0415
+
         key = api_key or env_secret("OPENAI_API_KEY")
         if key is None and cfg.base_url is None:
             msg = f"model {cfg.model!r}: no api_key and OPENAI_API_KEY is not set"
@@ -72,6 +72,9 @@ def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
         provider = OpenAIProvider(base_url=cfg.base_url, api_key=key or "unused")
         return OpenAIChatModel(cfg.model, provider=provider, settings=_settings(cfg))
     if cfg.provider == "anthropic":
+        from pydantic_ai.models.anthropic import AnthropicModel  # noqa: PLC0415
+        from pydantic_ai.providers.anthropic import AnthropicProvider  # noqa: PLC0415
+
         key = api_key or env_secret("ANTHROPIC_API_KEY")
         if key is None:
             msg = f"model {cfg.model!r}: no api_key and ANTHROPIC_API_KEY is not set"
