@@ -36,8 +36,9 @@ format: install
 typecheck: install
 	$(BIN)/mypy
 
+# Three workers on two cores: most test time is spent waiting on subprocess servers.
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3
 
 ## bench: run the benchmarks and print their tables
 bench: install

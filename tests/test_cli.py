@@ -22,6 +22,7 @@ def cli(
     full_env = {
         **os.environ,
         "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'examples' / 'support'}",
+        "COLUMNS": "200",  # tables as on a wide terminal
         **(env or {}),
     }
     return subprocess.run(
@@ -148,7 +149,9 @@ def test_mock_llm_command_serves_the_openai_protocol(tmp_path: Path) -> None:
 def test_approvals_and_run_recovery_commands(server: Server, mock: MockLLMServer) -> None:
     """`agenthost approvals list/approve`, `runs steps`, `runs fork`, `runs resume` against a server."""
     with server.client() as client:
-        run_id = client.post("/v1/agents/support/runs", json={"input": "[refund] broken charger"}).json()["id"]
+        run_id = client.post("/v1/agents/support/runs", json={"input": "[refund] broken charger"}).json()[
+            "id"
+        ]
         wait_for_status(client, run_id, {"waiting_approval"})
         approval = client.get("/v1/approvals", params={"run_id": run_id}).json()["data"][0]
     listed = cli("approvals", "list", "--url", server.url, "--run", run_id)

@@ -25,7 +25,9 @@ TOOLS: dict[str, Any] = {
 CRASHY = {"path": "tests.agents.crashy:agent", "model": "mock", "tools": TOOLS}
 
 
-def crashy_config(database_url: str, mock_url: str, tools: dict[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+def crashy_config(
+    database_url: str, mock_url: str, tools: dict[str, Any] | None = None, **overrides: Any
+) -> dict[str, Any]:
     agents = {"crashy": {**CRASHY, "tools": {**TOOLS, **(tools or {})}}}
     return server_config(database_url, mock_url, agents=agents, default_agent="crashy", **overrides)
 
@@ -41,7 +43,9 @@ def durable_server(
     else:
         database_url = f"sqlite:///{workdir / 'data' / 'agenthost.db'}"
     server = Server(
-        workdir, crashy_config(database_url, mock_server.url), env={"AGENTHOST_TEST_TOOL_LOG": str(workdir / "tool-log")}
+        workdir,
+        crashy_config(database_url, mock_server.url),
+        env={"AGENTHOST_TEST_TOOL_LOG": str(workdir / "tool-log")},
     ).start()
     yield server
     server.stop()

@@ -63,13 +63,18 @@ def test_approve_runs_the_tool_once_and_records_who_and_when(
     assert late.status_code == 409
 
 
-def test_deny_continues_without_the_tool(durable_server: Server, mock: MockLLMServer, shared_tool_log: Path) -> None:
+def test_deny_continues_without_the_tool(
+    durable_server: Server, mock: MockLLMServer, shared_tool_log: Path
+) -> None:
     item = "[approve] yacht"
     with durable_server.client() as client:
         run_id = client.post("/v1/agents/crashy/runs", json={"input": item}).json()["id"]
         approval = pending_approval(client, run_id)
         url = f"/v1/runs/{run_id}/approvals/{approval['id']}"
-        assert client.post(url, json={"decision": "deny", "reason": "too pricey", "by": "lee"}).status_code == 200
+        assert (
+            client.post(url, json={"decision": "deny", "reason": "too pricey", "by": "lee"}).status_code
+            == 200
+        )
         run = wait_for_status(client, run_id, ENDED)
     assert run["status"] == "succeeded"
     assert run["output"] == "after approval: The call to pay was denied by lee: too pricey."
@@ -119,7 +124,9 @@ def test_approval_errors(durable_server: Server, mock: MockLLMServer) -> None:
     assert bad.status_code == 422
 
 
-def test_approval_survives_a_crash(make_server: Callable[..., Server], mock: MockLLMServer, tool_log: Path) -> None:
+def test_approval_survives_a_crash(
+    make_server: Callable[..., Server], mock: MockLLMServer, tool_log: Path
+) -> None:
     """Waiting for approval, SIGKILL, restart, approve over HTTP: the run finishes, the tool ran once."""
     server = make_server().start()
     with server.client() as client:

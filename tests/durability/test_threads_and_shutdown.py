@@ -52,7 +52,9 @@ def test_thread_history_is_given_to_the_next_run(
     assert conversation(mock, "[remember] fresh start") == {"0": 1}  # no history after the delete
 
 
-def test_second_run_on_a_busy_thread_waits_or_is_rejected(durable_server: Server, mock: MockLLMServer) -> None:
+def test_second_run_on_a_busy_thread_waits_or_is_rejected(
+    durable_server: Server, mock: MockLLMServer
+) -> None:
     server = durable_server
     results: dict[str, Any] = {}
 

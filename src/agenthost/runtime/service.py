@@ -28,6 +28,8 @@ _log = structlog.get_logger(__name__)
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 # How often a reader of a run executing in another process looks for new events in the database.
 _POLL_SECONDS = 0.25
+# How long a cancel waits for a run executing here to record its own end.
+_CANCEL_GRACE_SECONDS = 5.0
 
 
 def new_run_id() -> str:
@@ -160,12 +162,16 @@ class RunService:
         if row["status"] in TERMINAL_STATUSES:
             msg = f"run {run_id!r} already {row['status']}: only a queued or running run can be cancelled"
             raise ConflictError(msg, code="run_not_cancellable")
-        await self.store.cancel(run_id, datetime.now(UTC))
         await DBOS.cancel_workflow_async(run_id)
         task = self.runtime.local_tasks.get(run_id)
         if task is not None:
+            # Executing here: interrupt it and let it record its own end (status and last event),
+            # so that readers of its events see `run.cancelled` before the status changes.
             self.runtime.cancelled.add(run_id)
             task.cancel()
+            await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
+        # Queued, or executing elsewhere (it stops at its next step): mark it here.
+        await self.store.cancel(run_id, datetime.now(UTC))
         _log.info("run_cancelled", run_id=run_id)
         return await self.get(run_id)
 
