@@ -177,3 +177,14 @@ def test_approvals_and_run_recovery_commands(server: Server, mock: MockLLMServer
     resumed = cli("runs", "resume", run_id, "--url", server.url)
     assert resumed.returncode == 1
     assert "only a dead run can be resumed" in resumed.stderr
+
+
+def test_tool_config_must_name_a_tool_of_the_agent(tmp_path: Path, mock_server: MockLLMServer) -> None:
+    agents = {"support": {"path": "agent:support_agent", "tools": {"refnud": {"approval": "required"}}}}
+    config = server_config(f"sqlite:///{tmp_path / 'db.sqlite'}", mock_server.url, agents=agents)
+    path = tmp_path / "agenthost.toml"
+    path.write_text(render_toml(config))
+    result = cli("check", "--config", str(path))
+    assert result.returncode == 2
+    assert "agents.support.tools.refnud: the agent has no tool 'refnud'" in result.stderr
+    assert "refund" in result.stderr

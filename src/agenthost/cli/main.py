@@ -166,7 +166,15 @@ def _render_stream(events: Any) -> bool:
                 f"{data['steps']} steps[/]",
                 highlight=False,
             )
-        elif event in ("run.failed", "run.cancelled"):
+        elif event == "approval.required":
+            err.print(
+                f"\n[yellow]waiting for approval of {data['name']}({json.dumps(data['args'])}):[/] "
+                f"agenthost approvals approve {data['run_id']} {data['approval_id']}",
+                highlight=False,
+            )
+        elif event == "approval.resolved":
+            err.print(f"[dim]{data['name']}: {data['decision']} by {data['by']}[/]", highlight=False)
+        elif event in ("run.failed", "run.dead", "run.cancelled"):
             failed = True
             error = data.get("error") or {"message": "cancelled"}
             err.print(f"\n[bold red]{event}:[/] {error['message']}", highlight=False)

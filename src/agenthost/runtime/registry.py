@@ -58,6 +58,25 @@ def import_object(path: str, what: str) -> Any:
     return target
 
 
+def _tool_names(agent: AbstractAgent[Any, Any]) -> set[str]:
+    names: set[str] = set()
+    for toolset in agent.toolsets:
+        tools = getattr(toolset, "tools", None)
+        if isinstance(tools, dict):
+            names.update(tools)
+    return names
+
+
+def _check_tools(name: str, agent: AbstractAgent[Any, Any], configured: set[str]) -> None:
+    """A tool named in `[agents.<name>.tools]` must be one of the agent's function tools."""
+    known = _tool_names(agent)
+    unknown = sorted(configured - known)
+    if unknown:
+        first = unknown[0]
+        msg = f"agents.{name}.tools.{first}: the agent has no tool {first!r}; its tools: {sorted(known)}"
+        raise ConfigError(msg)
+
+
 class AgentRegistry:
     """Loads every configured agent at start-up, so a wrong path fails fast."""
 
@@ -78,6 +97,7 @@ class AgentRegistry:
                 if not callable(factory):
                     msg = f"agents.{name}.deps_factory: {cfg.deps_factory!r} is not callable"
                     raise ConfigError(msg)
+            _check_tools(name, obj, set(cfg.tools))
             try:
                 resolved = resolve_agent_model(settings, name, obj.model, models)
             except AgentHostError as exc:

@@ -42,7 +42,7 @@ async def seed_messages(events: AsyncIterator[RunEvent]) -> AsyncIterator[Server
     async for event in events:
         if event.type == "text.delta":
             yield ServerSentEvent(data=event.data["delta"], event=event.type, id=str(event.seq))
-        elif event.type in ("run.failed", "run.cancelled"):
+        elif event.type in ("run.failed", "run.dead", "run.cancelled"):
             fields = event.sse()
             yield ServerSentEvent(data=fields["data"], event=fields["event"], id=fields["id"])
     yield ServerSentEvent(data="[DONE]")
