@@ -43,6 +43,7 @@ pytest: install
 ## bench: run the benchmarks and print their tables
 bench: install
 	$(BIN)/python bench/run_overhead.py
+	$(BIN)/python bench/durability.py
 
 ## lock: re-resolve requirements.lock after editing pyproject.toml
 lock:

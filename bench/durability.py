@@ -46,7 +46,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "examples" / "support")]
 
-from tests.harness import AGENTHOST, Server, free_port, postgres_database, server_config  # noqa: E402
+from tests.harness import AGENTHOST, Server, postgres_database, server_config, start_mock  # noqa: E402
 
 SCRIPT = REPO / "bench" / "scripts" / "durability.yaml"
 AGENT = "durability"
@@ -167,31 +167,15 @@ def bench_engine(backend: str, database_url: str, runs: int, warmup: int) -> lis
         "|---|---|---|",
         f"| workflow, 0 steps | {a50:.2f} | {a95:.2f} |",
         f"| workflow, {ENGINE_STEPS} steps | {b50:.2f} | {b95:.2f} |",
-        f"| **per step** = (10 steps - 0 steps) / 10 | **{(b50 - a50) / ENGINE_STEPS:.2f}** "
-        f"| {(b95 - a95) / ENGINE_STEPS:.2f} |",
+        (
+            f"| **per step** = (10 steps - 0 steps) / 10 | **{(b50 - a50) / ENGINE_STEPS:.2f}** "
+            f"| {(b95 - a95) / ENGINE_STEPS:.2f} |"
+        ),
         f"| reference: one committed INSERT{note} | {c50:.2f} | {c95:.2f} |",
     ]
 
 
 # --- through agenthost ---------------------------------------------------------------------------
-
-
-def start_mock(script: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(AGENTHOST), "mock-llm", "--port", str(port), "--script", str(script)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        else:
-            return process, url
-    raise RuntimeError("mock LLM did not start")
 
 
 def bench_config(database_url: str, mock_url: str, **overrides: Any) -> dict[str, Any]:
@@ -212,10 +196,9 @@ def agent_run(client: httpx.Client, prompt: str, steps: int) -> Callable[[], Non
 
 def plain_pydantic_ai(mock_url: str, prompt: str) -> Callable[[], None]:
     """The same agent and model run in-process by pydantic-ai alone, tools sequential like agenthost."""
+    from bench.agents import agent
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
-
-    from bench.agents import agent
 
     model = OpenAIChatModel("gpt-4o-mini", provider=OpenAIProvider(base_url=f"{mock_url}/v1", api_key="k"))
     loop = asyncio.new_event_loop()
@@ -230,11 +213,11 @@ def plain_pydantic_ai(mock_url: str, prompt: str) -> Callable[[], None]:
 
 
 def bench_agenthost(
-    backend: str, database_url: str, mock_url: str, runs: int, warmup: int, workdir: Path
+    backend: str, database_url: str, mock_url: str, workdir: Path, *, runs: int, warmup: int
 ) -> list[str]:
     server = Server(workdir, bench_config(database_url, mock_url)).start()
     try:
-        with server.client(timeout=60) as api:
+        with httpx.Client(base_url=server.url, timeout=60) as api:
             s = interleaved(
                 {
                     "a1": agent_run(api, ONE_TOOL, 3),
@@ -260,8 +243,10 @@ def bench_agenthost(
         f"| pydantic-ai in-process, 10 tool calls | {p['p10'][0]:.2f} | {p['p10'][1]:.2f} |",
         f"| per tool step, agenthost = (10 - 1) / 9 | {agent_step[0]:.2f} | {agent_step[1]:.2f} |",
         f"| per tool step, pydantic-ai alone | {plain_step[0]:.2f} | {plain_step[1]:.2f} |",
-        f"| **per tool step, agenthost's share** (difference) | **{agent_step[0] - plain_step[0]:.2f}** "
-        f"| {agent_step[1] - plain_step[1]:.2f} |",
+        (
+            f"| **per tool step, agenthost's share** (difference) "
+            f"| **{agent_step[0] - plain_step[0]:.2f}** | {agent_step[1] - plain_step[1]:.2f} |"
+        ),
     ]
 
 
@@ -301,7 +286,8 @@ class RestartWatch(threading.Thread):
                     with suppress(httpx.HTTPError):
                         if http.get(f"{self.server_url}/ready").status_code == 200:
                             self.ready_at = now
-                repeated = int(http.get(f"{self.mock_url}/_mock/stats").json()["total_calls"]) - self.calls_before
+                calls = int(http.get(f"{self.mock_url}/_mock/stats").json()["total_calls"])
+                repeated = calls - self.calls_before
                 if self.first_call_at is None and repeated >= 1:
                     self.first_call_at = now
                 if self.calls_at is None and repeated >= self.pending:
@@ -312,9 +298,11 @@ class RestartWatch(threading.Thread):
         return float("nan") if at is None else (at - self.spawned) * 1000
 
 
-def bench_recovery(backend: str, database_url: str, mock_url: str, pending: int, workdir: Path) -> dict[str, Any]:
+def bench_recovery(database_url: str, mock_url: str, pending: int, workdir: Path) -> dict[str, Any]:
     config = bench_config(database_url, mock_url, durability={"queue_concurrency": 128})
+    spawned = time.perf_counter()
     first = Server(workdir, config).start()
+    first_start = (time.perf_counter() - spawned) * 1000
     restarted: Server | None = None
     try:
         with httpx.Client(base_url=mock_url, timeout=10) as mock, first.client() as api:
@@ -346,6 +334,7 @@ def bench_recovery(backend: str, database_url: str, mock_url: str, pending: int,
         if restarted is not None:
             restarted.kill()  # its runs wait 20 s on the mock; the database is thrown away
     return {
+        "first_start": first_start,
         "ready": watch.ms(watch.ready_at),
         "first_call": watch.ms(watch.first_call_at),
         "all_calls": watch.ms(watch.calls_at),
@@ -353,19 +342,35 @@ def bench_recovery(backend: str, database_url: str, mock_url: str, pending: int,
     }
 
 
+def import_ms() -> float:
+    """Python start-up plus the imports `agenthost serve` needs before it can listen (best of 3)."""
+    command = [str(AGENTHOST.parent / "python"), "-c", "import agenthost.server.app, agenthost.cli.main"]
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        subprocess.run(command, check=True)
+        times.append((time.perf_counter() - start) * 1000)
+    return min(times)
+
+
 def recovery_table(results: dict[str, dict[str, Any]], pending: int) -> list[str]:
     lines = [
         f"\n#### Recovery of {pending} in-flight runs after SIGKILL (ms from the new process's spawn)\n",
-        "| backend | `/ready` answers 200 | first repeated model call | all "
-        f"{pending} model calls repeated | all {pending} back in progress, counted from `/ready` "
-        "| runs `running` after |",
-        "|---|---|---|---|---|---|",
+        (
+            f"| backend | `/ready` answers 200 | first repeated model call | all {pending} model calls "
+            "repeated | the same, counted from `/ready` | runs `running` after | reference: first start, "
+            "empty database, to `/ready` |"
+        ),
+        "|---|---|---|---|---|---|---|",
     ]
     for backend, r in results.items():
         lines.append(
             f"| {backend} | {r['ready']:.0f} | {r['first_call']:.0f} | {r['all_calls']:.0f} "
-            f"| {r['all_calls'] - r['ready']:+.0f} | {r['running']}/{pending} |"
+            f"| {r['all_calls'] - r['ready']:+.0f} | {r['running']}/{pending} | {r['first_start']:.0f} |"
         )
+    lines.append(
+        f"\nPython start-up and the imports of `agenthost serve` alone (best of 3): {import_ms():.0f} ms"
+    )
     return lines
 
 
@@ -382,7 +387,9 @@ def database(backend: str, directory: Path) -> Iterator[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=100, help="timed runs per measurement (default 100)")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--backends", default="sqlite,postgres")
@@ -405,15 +412,19 @@ def main() -> None:
                 with database(backend, root / "engine") as url:
                     out += bench_engine(backend, url, args.runs, args.warmup)
                 with database(backend, root / "latency") as url:
-                    out += bench_agenthost(backend, url, mock_url, args.runs, args.warmup, root / "latency")
+                    out += bench_agenthost(
+                        backend, url, mock_url, root / "latency", runs=args.runs, warmup=args.warmup
+                    )
                 with database(backend, root / "recovery") as url:
-                    recovery[backend] = bench_recovery(backend, url, mock_url, args.pending, root / "recovery")
+                    recovery[backend] = bench_recovery(url, mock_url, args.pending, root / "recovery")
     finally:
         mock.terminate()
         mock.wait()
     out += recovery_table(recovery, args.pending)
     print("\n".join(out))
-    print(json.dumps({"runs": args.runs, "seconds": round(time.perf_counter() - started, 1)}), file=sys.stderr)
+    print(
+        json.dumps({"runs": args.runs, "seconds": round(time.perf_counter() - started, 1)}), file=sys.stderr
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "examples" / "support")]
 
-from tests.harness import AGENTHOST, Server, free_port, postgres_database, server_config  # noqa: E402
+from tests.harness import Server, postgres_database, server_config, start_mock  # noqa: E402
 
 FIVE_STEP_PROMPT = "[two-tools] shipping and order 5678"
 ONE_CALL_PROMPT = "hello there, how are you"
@@ -55,24 +54,6 @@ def timed(fn: Callable[[], float | None], runs: int, warmup: int = 20) -> list[f
         measured = fn()
         samples.append(measured if measured is not None else (time.perf_counter() - start) * 1000)
     return samples
-
-
-def start_mock(script: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(AGENTHOST), "mock-llm", "--port", str(port), "--script", str(script)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-        except httpx.HTTPError:
-            time.sleep(0.1)
-        else:
-            return process, url
-    raise RuntimeError("mock LLM did not start")
 
 
 def direct_calls(client: httpx.Client, turns: list[list[dict[str, object]]]) -> Callable[[], None]:

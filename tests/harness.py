@@ -24,6 +24,25 @@ AGENTHOST = Path(sys.executable).parent / "agenthost"
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
+def start_mock(script: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`agenthost mock-llm` in a subprocess (for benchmarks: its own CPU, not the caller's GIL)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(AGENTHOST), "mock-llm", "--port", str(port), "--script", str(script)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+        else:
+            return process, url
+    raise RuntimeError("mock LLM did not start")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -162,14 +162,17 @@ class RunService:
         if row["status"] in TERMINAL_STATUSES:
             msg = f"run {run_id!r} already {row['status']}: only a queued or running run can be cancelled"
             raise ConflictError(msg, code="run_not_cancellable")
+        # Marked before DBOS is told: DBOS may interrupt a run executing here by itself, and the run
+        # must know the interruption is a cancel (recorded) rather than a shutdown (recovered later).
+        self.runtime.cancelled.add(run_id)
         await DBOS.cancel_workflow_async(run_id)
         task = self.runtime.local_tasks.get(run_id)
         if task is not None:
             # Executing here: interrupt it and let it record its own end (status and last event),
             # so that readers of its events see `run.cancelled` before the status changes.
-            self.runtime.cancelled.add(run_id)
             task.cancel()
             await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
+        self.runtime.cancelled.discard(run_id)
         # Queued, or executing elsewhere (it stops at its next step): mark it here.
         await self.store.cancel(run_id, datetime.now(UTC))
         _log.info("run_cancelled", run_id=run_id)
