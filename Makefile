@@ -11,8 +11,11 @@ CONFIG ?= examples/support/agenthost.toml
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==0.13.8"
-	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip sync --compile-bytecode --python $(BIN)/python requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	# Byte-compiled now, because environments with PYTHONDONTWRITEBYTECODE=1 would otherwise
+	# compile every module from source at each start (seconds per `agenthost serve`).
+	$(BIN)/python -m compileall -q src
 	touch $(STAMP)
 
 ## install: create .venv with the locked dependencies (all extras, dev tools) and agenthost itself
