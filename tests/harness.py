@@ -265,5 +265,5 @@ def wait_for_status(
         if body["status"] in statuses:
             return body
         if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} stayed {body['status']}")
+            raise AssertionError(f"run {run_id} stayed {body['status']} (error: {body.get('error')})")
         time.sleep(0.05)

@@ -40,9 +40,11 @@ from agenthost.errors import ConfigError
 __all__ = [
     "AgentConfig",
     "DurabilitySettings",
+    "GatewaySettings",
     "LocalModelSettings",
     "LoggingSettings",
     "ModelConfig",
+    "PriceOverride",
     "ServerSettings",
     "Settings",
     "ToolConfig",
@@ -101,6 +103,17 @@ class DurabilitySettings(_Section):
     )
 
 
+class PriceOverride(_Section):
+    """`[models.<name>.price]`: USD per million tokens, replacing genai-prices' figures for this model."""
+
+    input_per_mtok: float = Field(ge=0, description="Uncached input tokens.")
+    output_per_mtok: float = Field(ge=0, description="Output tokens.")
+    cache_read_per_mtok: float | None = Field(
+        None, ge=0, description="Cached input read; default: input price."
+    )
+    cache_write_per_mtok: float | None = Field(None, ge=0, description="Cache writes; default: input price.")
+
+
 class ModelConfig(_Section):
     """`[models.<name>]`: a named model agents can use."""
 
@@ -116,6 +129,11 @@ class ModelConfig(_Section):
     )
     timeout: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
     max_tokens: int | None = Field(None, ge=1, description="Default cap on output tokens per model call.")
+    fallbacks: list[str] = Field(
+        default_factory=list,
+        description="Names of `[models]` tried in order when this one fails or its breaker is open.",
+    )
+    price: PriceOverride | None = Field(None, description="Price override (otherwise genai-prices).")
 
     @model_validator(mode="after")
     def _model_required(self) -> ModelConfig:
@@ -169,6 +187,36 @@ class AgentConfig(_Section):
         return value
 
 
+class GatewaySettings(_Section):
+    """`[gateway]`: what happens around every model call: retries, circuit breakers, degradation."""
+
+    retry_max_attempts: int = Field(
+        3, ge=1, le=20, description="Attempts per model call, the first included."
+    )
+    retry_initial_delay: float = Field(
+        0.5, ge=0, description="First backoff (seconds); doubles, with full jitter."
+    )
+    retry_max_delay: float = Field(8.0, ge=0, description="Longest single backoff (seconds).")
+    retry_max_total_seconds: float = Field(
+        30.0, gt=0, description="No new attempt starts after this long since the first one."
+    )
+    retry_after_max_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="A provider's `Retry-After` longer than this is not waited for (the call fails over).",
+    )
+    breaker_failure_threshold: int = Field(
+        5, ge=1, description="Consecutive failed attempts that open a model's circuit breaker."
+    )
+    breaker_cooldown_seconds: float = Field(
+        30.0, gt=0, description="How long an open breaker fails calls fast before letting one probe through."
+    )
+    degradation_message: str | None = Field(
+        None,
+        description="Answer with this text (at no cost) when every model of a chain fails, not an error.",
+    )
+
+
 class LocalModelSettings(_Section):
     """`[local]`: the in-process GGUF model used when no provider key is set."""
 
@@ -214,6 +262,7 @@ class Settings(BaseSettings):
     models: dict[AgentName, ModelConfig] = Field(default_factory=dict, description="Named models.")
     server: ServerSettings = Field(default_factory=ServerSettings)
     durability: DurabilitySettings = Field(default_factory=DurabilitySettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     config_dir: Path | None = Field(
@@ -237,6 +286,12 @@ class Settings(BaseSettings):
         if self.default_model is not None and self.default_model not in self.models:
             msg = f"default_model {self.default_model!r} is not one of [models]: {sorted(self.models)}"
             raise ValueError(msg)
+        for name, model in self.models.items():
+            for fallback in model.fallbacks:
+                if fallback not in self.models or fallback == name:
+                    known = sorted(self.models)
+                    msg = f"models.{name}.fallbacks: {fallback!r} is not another name in [models]: {known}"
+                    raise ValueError(msg)
         for name, agent in self.agents.items():
             if agent.model is not None and agent.model not in self.models and ":" not in agent.model:
                 msg = (

@@ -8,6 +8,7 @@ Both run the `crashy` test agent, whose tools log each execution under `tool_log
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,17 +39,17 @@ def durable_server(
 ) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp(f"durable-{request.param}")
     (workdir / "tool-log").mkdir()
-    if request.param == "postgres":
-        database_url = request.getfixturevalue("pg_url")
-    else:
-        database_url = f"sqlite:///{workdir / 'data' / 'agenthost.db'}"
-    server = Server(
-        workdir,
-        crashy_config(database_url, mock_server.url),
-        env={"AGENTHOST_TEST_TOOL_LOG": str(workdir / "tool-log")},
-    ).start()
-    yield server
-    server.stop()
+    env = {"AGENTHOST_TEST_TOOL_LOG": str(workdir / "tool-log")}
+    # A database of its own: two deployments serving different agents must not share one (they
+    # would take each other's runs from the shared DBOS queues).
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            database_url = stack.enter_context(postgres_database())
+        else:
+            database_url = f"sqlite:///{workdir / 'data' / 'agenthost.db'}"
+        server = Server(workdir, crashy_config(database_url, mock_server.url), env=env).start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture

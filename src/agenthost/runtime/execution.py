@@ -17,6 +17,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from dbos import DBOS
 from dbos._error import DBOSWorkflowCancelledError
 from pydantic_ai import messages as _messages
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RunExecution"]
 
+_log = structlog.get_logger(__name__)
+
 _MESSAGES = _messages.ModelMessagesTypeAdapter
 _DEFAULT_TOOL = ToolConfig()
 
@@ -57,7 +60,8 @@ class RunExecution:
         self.cost_nanousd = 0
         self.cost_status: CostStatus = "none"
         self.model_name: str | None = None
-        self._tools = runtime.settings.agents[spec.agent].tools
+        agent_config = runtime.settings.agents.get(spec.agent)
+        self._tools = agent_config.tools if agent_config is not None else {}
         self.thread_id = spec.thread_id
 
     def emit(self, type_: str, data: dict[str, Any], *, live: bool = True) -> RunEvent:
@@ -118,6 +122,9 @@ class RunExecution:
                 live=False,
             )
             summary = await self._finish({"status": status, "error": error}, last=last)
+            _log.warning(
+                "run_ended", run_id=self.run_id, status=status, code=error["code"], message=error["message"]
+            )
             await self.runtime.approvals.close_pending(
                 self.run_id, "cancelled", f"the run is {status}", _now()
             )

@@ -13,7 +13,7 @@ from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.models import Model
 
 from agenthost.errors import AgentHostError, ConfigError, NotFoundError
-from agenthost.gateway.models import ResolvedModel, resolve_agent_model
+from agenthost.gateway.models import Gateway
 from agenthost.settings import Settings
 
 __all__ = ["AgentEntry", "AgentRegistry", "import_object"]
@@ -85,7 +85,7 @@ class AgentRegistry:
             # Agents sit next to their agenthost.toml, as `agenthost init` lays them out.
             sys.path.insert(0, str(settings.config_dir))
         self._entries: dict[str, AgentEntry] = {}
-        models: dict[str, ResolvedModel] = {}
+        self.gateway = Gateway(settings)
         for name, cfg in settings.agents.items():
             obj = import_object(cfg.path, f"agents.{name}.path")
             if not isinstance(obj, AbstractAgent):
@@ -99,7 +99,7 @@ class AgentRegistry:
                     raise ConfigError(msg)
             _check_tools(name, obj, set(cfg.tools))
             try:
-                resolved = resolve_agent_model(settings, name, obj.model, models)
+                resolved = self.gateway.resolve(name, obj.model)
             except AgentHostError as exc:
                 raise ConfigError(exc.message) from exc
             self._entries[name] = AgentEntry(

@@ -30,7 +30,8 @@ from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunCont
 from pydantic_core import to_jsonable_python
 
 from agenthost.errors import ModelError, ToolError
-from agenthost.gateway.pricing import combine_status, price_call
+from agenthost.gateway.chain import AllModelsUnavailableError
+from agenthost.gateway.pricing import combine_status
 
 if TYPE_CHECKING:
     from agenthost.runtime.execution import RunExecution
@@ -120,11 +121,13 @@ async def _stream_model(
                     run.emit("text.delta", {"delta": text})
             response = stream.get()
     except ModelAPIError as exc:
-        error: dict[str, Any] = {"code": "model_error", "message": str(exc), "model": model.model_name}
+        code = "all_models_unavailable" if isinstance(exc, AllModelsUnavailableError) else "model_error"
+        error: dict[str, Any] = {"code": code, "message": str(exc), "model": model.model_name}
         if isinstance(exc, ModelHTTPError):
             error["status_code"] = exc.status_code
         return {"error": error, "deltas": deltas, "duration_ms": _ms(started)}
-    price = price_call(response.model_name or model.model_name, response.provider_name, response.usage)
+    prices = run.runtime.registry.gateway.prices
+    price = prices.price(response.model_name or model.model_name, response.provider_name, response.usage)
     return {
         "response": _RESPONSE.dump_python([response], mode="json")[0],
         "deltas": deltas,

@@ -1,0 +1,124 @@
+"""Retries of model calls: exponential backoff with full jitter (tenacity), honouring `Retry-After`.
+
+Retried: rate limits (429), server errors (5xx, 529 overloaded), connection errors, timeouts and
+responses that could not be decoded. Never retried: other 4xx (the request itself is wrong), an
+exhausted quota, an open circuit breaker, and a `Retry-After` longer than the configured maximum
+(the call fails over to the next model instead of waiting). Attempts and total time are bounded.
+
+A stream is retried only until it produces its first event; once text has reached the caller, a
+failure is the caller's to handle (the fallback chain or an explicit error event).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic_ai._fallback import request_stream_until_first_event
+from pydantic_ai.exceptions import (
+    ModelAPIError,
+    ModelHTTPError,
+    ModelQuotaExceededError,
+    ModelRequestRejectedError,
+)
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_random_exponential
+
+from agenthost.gateway.breaker import BreakerOpenError
+
+__all__ = ["RetryModel", "RetryPolicy", "is_retryable"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a model call is retried (from `[gateway]`)."""
+
+    max_attempts: int = 3
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_total_seconds: float = 30.0
+    retry_after_max: float = 30.0
+
+
+def is_retryable(exc: BaseException, policy: RetryPolicy | None = None) -> bool:
+    """Whether trying the same call again may succeed."""
+    if not isinstance(exc, ModelAPIError) or isinstance(
+        exc, (BreakerOpenError, ModelRequestRejectedError, ModelQuotaExceededError)
+    ):
+        return False
+    if isinstance(exc, ModelHTTPError) and exc.status_code < 500 and exc.status_code != 429:  # noqa: PLR2004
+        return False
+    limit = policy.retry_after_max if policy else None
+    return not (limit is not None and exc.retry_after is not None and exc.retry_after > limit)
+
+
+class _Wait:
+    """Full-jitter exponential backoff, or the provider's `Retry-After` when it gave one."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self._jitter = wait_random_exponential(multiplier=policy.initial_delay, max=policy.max_delay)
+
+    def __call__(self, state: RetryCallState) -> float:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, ModelAPIError) and exc.retry_after is not None:
+            return float(exc.retry_after)
+        return float(self._jitter(state))
+
+
+class RetryModel(WrapperModel):
+    """Retries the wrapped model's calls by `RetryPolicy`."""
+
+    def __init__(self, wrapped: Any, policy: RetryPolicy) -> None:
+        super().__init__(wrapped)
+        self.policy = policy
+
+    def _retrying(self) -> AsyncRetrying:
+        policy = self.policy
+        return AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.max_total_seconds),
+            wait=_Wait(policy),
+            retry=retry_if_exception(lambda exc: is_retryable(exc, policy)),
+            reraise=True,
+        )
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        async for attempt in self._retrying():
+            with attempt:
+                return await self.wrapped.request(messages, model_settings, model_request_parameters)
+        raise AssertionError  # pragma: no cover - tenacity either returns or re-raises
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        opened = None
+        async for attempt in self._retrying():
+            with attempt:
+                opened = request_stream_until_first_event(
+                    self.wrapped, None, messages, model_settings, model_request_parameters, run_context
+                )
+                response = await opened.__aenter__()
+        assert opened is not None
+        try:
+            yield response
+        except BaseException as exc:
+            await opened.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        await opened.__aexit__(None, None, None)
