@@ -25,7 +25,7 @@ def mock_server() -> Iterator[MockLLMServer]:
 
 @pytest.fixture
 def mock(mock_server: MockLLMServer) -> MockLLMServer:
-    mock_server.reset(knobs=False)
+    mock_server.reset(knobs=True)
     return mock_server
 
 

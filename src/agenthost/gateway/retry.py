@@ -33,7 +33,7 @@ from tenacity.wait import wait_random_exponential
 
 from agenthost.gateway.breaker import BreakerOpenError
 
-__all__ = ["RetryModel", "RetryPolicy", "is_retryable"]
+__all__ = ["RetryModel", "RetryPolicy", "is_retryable", "retry_after"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,23 @@ class RetryPolicy:
     retry_after_max: float = 30.0
 
 
+def retry_after(exc: BaseException | None) -> float | None:
+    """Seconds the provider asked to wait: pydantic-ai's parse, else a fractional header it skipped."""
+    if not isinstance(exc, ModelAPIError):
+        return None
+    if exc.retry_after is not None:
+        return float(exc.retry_after)
+    headers = exc.headers if isinstance(exc, ModelHTTPError) else None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = (headers or {}).get(name)
+        if value is not None:
+            try:
+                return max(float(value) * scale, 0.0)
+            except ValueError:
+                continue
+    return None
+
+
 def is_retryable(exc: BaseException, policy: RetryPolicy | None = None) -> bool:
     """Whether trying the same call again may succeed."""
     if not isinstance(exc, ModelAPIError) or isinstance(
@@ -56,7 +73,8 @@ def is_retryable(exc: BaseException, policy: RetryPolicy | None = None) -> bool:
     if isinstance(exc, ModelHTTPError) and exc.status_code < 500 and exc.status_code != 429:  # noqa: PLR2004
         return False
     limit = policy.retry_after_max if policy else None
-    return not (limit is not None and exc.retry_after is not None and exc.retry_after > limit)
+    wait = retry_after(exc)
+    return not (limit is not None and wait is not None and wait > limit)
 
 
 class _Wait:
@@ -67,10 +85,8 @@ class _Wait:
 
     def __call__(self, state: RetryCallState) -> float:
         outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, ModelAPIError) and exc.retry_after is not None:
-            return float(exc.retry_after)
-        return float(self._jitter(state))
+        wait = retry_after(outcome.exception()) if outcome is not None else None
+        return wait if wait is not None else float(self._jitter(state))
 
 
 class RetryModel(WrapperModel):

@@ -38,6 +38,8 @@ _STATUS_FAULTS: dict[str, ErrorKind] = {
     "rate_limit": "rate_limit",
     "server_error": "server_error",
     "overloaded": "overloaded",
+    # A 400: the request itself is refused, which a client must not retry.
+    "bad_request": "invalid_request",
 }
 _HANG_POLL_S = 0.05
 

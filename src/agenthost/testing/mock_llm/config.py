@@ -32,9 +32,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-FaultKind = Literal["rate_limit", "server_error", "overloaded", "timeout", "malformed", "stream_cut"]
+FaultKind = Literal[
+    "rate_limit", "server_error", "overloaded", "timeout", "malformed", "stream_cut", "bad_request"
+]
 FAULT_KINDS: frozenset[str] = frozenset(
-    ("rate_limit", "server_error", "overloaded", "timeout", "malformed", "stream_cut")
+    ("rate_limit", "server_error", "overloaded", "timeout", "malformed", "stream_cut", "bad_request")
 )
 
 
