@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelAPIError, ModelRequestRejectedError
+from tests.harness import free_port
 
 from agenthost.gateway.breaker import BreakerOpenError
 from agenthost.gateway.chain import DEGRADED_MODEL_NAME, AllModelsUnavailableError
 from agenthost.gateway.models import Gateway
 from agenthost.settings import Settings
 from agenthost.testing import MockLLMServer
-from tests.harness import free_port
 
 FAST = {"retry_initial_delay": 0.01, "retry_max_delay": 0.05, "retry_after_max_seconds": 2.0}
 
