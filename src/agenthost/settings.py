@@ -45,6 +45,7 @@ __all__ = [
     "LoggingSettings",
     "ModelConfig",
     "PriceOverride",
+    "RedisSettings",
     "ServerSettings",
     "Settings",
     "ToolConfig",
@@ -217,6 +218,15 @@ class GatewaySettings(_Section):
     )
 
 
+class RedisSettings(_Section):
+    """`[redis]`: optional; shares circuit breakers (and later counters and caches) across replicas."""
+
+    url: SecretStr | None = Field(
+        None, description="`redis://host:6379/0`; unset keeps that state per process."
+    )
+    key_prefix: str = Field("agenthost", min_length=1, description="Prefix of every key agenthost writes.")
+
+
 class LocalModelSettings(_Section):
     """`[local]`: the in-process GGUF model used when no provider key is set."""
 
@@ -263,6 +273,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     durability: DurabilitySettings = Field(default_factory=DurabilitySettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     config_dir: Path | None = Field(
@@ -311,6 +322,8 @@ class Settings(BaseSettings):
         """The resolved settings as JSON-able data with every secret masked."""
         data = self.model_dump(mode="json")
         data["database_url"] = mask_url(self.database_url.get_secret_value())
+        if self.redis.url is not None:
+            data["redis"]["url"] = mask_url(self.redis.url.get_secret_value())
         return data
 
     @classmethod

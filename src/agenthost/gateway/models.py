@@ -110,16 +110,29 @@ def _local_model(local: LocalModelSettings) -> Model:
     )
 
 
+def breaker_store(settings: Settings) -> BreakerStore:
+    """Breakers in Redis when `[redis] url` is set (shared by replicas), else in this process."""
+    if settings.redis.url is None:
+        return MemoryBreakerStore()
+    from redis.asyncio import from_url  # noqa: PLC0415 - only deployments with Redis load the client
+
+    from agenthost.gateway.breaker_redis import RedisBreakerStore  # noqa: PLC0415
+
+    client = from_url(settings.redis.url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0)
+    return RedisBreakerStore(client, settings.redis.key_prefix)
+
+
 @dataclass
 class Gateway:
     """The process's model gateway: configured chains, shared breakers, prices."""
 
     settings: Settings
-    breakers: BreakerStore = field(default_factory=MemoryBreakerStore)
+    breakers: BreakerStore = field(init=False)
     prices: PriceBook = field(init=False)
     _chains: dict[str, ResolvedModel] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        self.breakers = breaker_store(self.settings)
         self.prices = PriceBook.from_models(self.settings.models.values())
 
     def chain(self, name: str) -> ChainModel:

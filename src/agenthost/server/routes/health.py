@@ -37,5 +37,7 @@ async def ready(runtime: RuntimeDep) -> Response:
         checks["durability"] = f"error: {type(exc).__name__}"
     checks["agents"] = str(len(runtime.registry))
     healthy = all(value == "ok" for key, value in checks.items() if key != "agents")
-    body = {"status": "ready" if healthy else "not_ready", "checks": checks}
+    # Open breakers do not make the server unready (fallbacks may serve); they are shown.
+    breakers = await runtime.registry.gateway.breakers.states()
+    body = {"status": "ready" if healthy else "not_ready", "checks": checks, "breakers": breakers}
     return JSONResponse(body, status_code=200 if healthy else 503)
