@@ -72,6 +72,11 @@ class ServerSettings(_Section):
         30.0, gt=0, description="Seconds `POST .../run` waits before answering 202 with the run's location."
     )
     heartbeat_interval: float = Field(15.0, gt=0, description="Seconds between SSE heartbeat comments.")
+    chat_completions_timeout: float = Field(
+        600.0,
+        gt=0,
+        description="Longest wait for an agent run behind a non-streaming `/v1/chat/completions`.",
+    )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="Grace period for in-flight work on SIGTERM."
     )

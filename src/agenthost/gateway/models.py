@@ -130,6 +130,7 @@ class Gateway:
     breakers: BreakerStore = field(init=False)
     prices: PriceBook = field(init=False)
     _chains: dict[str, ResolvedModel] = field(default_factory=dict, init=False)
+    _passthrough: dict[str, ChainModel] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.breakers = breaker_store(self.settings)
@@ -147,6 +148,12 @@ class Gateway:
             for link in [name, *cfg.fallbacks]
         ]
         return ChainModel(name, links, self.settings.gateway.degradation_message)
+
+    def passthrough(self, name: str) -> ChainModel:
+        """The chain of `[models.<name>]` for stateless calls (the OpenAI-compatible front door)."""
+        if name not in self._passthrough:
+            self._passthrough[name] = self.chain(name)
+        return self._passthrough[name]
 
     def _guarded(self, name: str, model: Model) -> ChainModel:
         gateway = self.settings.gateway

@@ -173,7 +173,7 @@ class RunExecution:
         """The thread's messages so far, read once in a step so that a replay sees the same."""
         thread_id = self.spec.thread_id
         if thread_id is None:
-            return None
+            return _MESSAGES.validate_python(self.spec.history) if self.spec.history else None
         threads = self.runtime.threads
 
         async def load() -> list[Any]:

@@ -23,4 +23,6 @@ class RunSpec(BaseModel):
     max_tokens: int | None = None
     metadata: dict[str, Any] | None = None
     thread_id: str | None = None
+    history: list[Any] | None = None
+    """Earlier messages given with the request (pydantic-ai JSON form), e.g. by `/v1/chat/completions`."""
     queued: bool = False

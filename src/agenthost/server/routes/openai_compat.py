@@ -1,0 +1,221 @@
+"""The OpenAI-compatible front door: `POST /v1/chat/completions` and `GET /v1/models`.
+
+`model` names either an agent (the messages become a durable run of it: the last user message is
+the input, earlier ones its history) or a gateway model from `[models]` (a stateless passthrough
+with every gateway feature: retries, breakers, fallbacks, pricing; no workflow, no checkpoint).
+The official `openai` SDK works against it unmodified, streaming or not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic_ai import messages as _messages
+from pydantic_ai.exceptions import ModelAPIError
+from starlette.responses import Response
+
+from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError
+from agenthost.gateway.breaker import BreakerOpenError
+from agenthost.gateway.chain import AllModelsUnavailableError
+from agenthost.gateway.openai_format import (
+    ChatCompletionRequest,
+    ChunkWriter,
+    completion_body,
+    completion_id,
+    finish_reason_of,
+    to_messages,
+    to_parameters,
+    to_settings,
+)
+from agenthost.runtime.runtime import Runtime
+from agenthost.runtime.service import RunService
+from agenthost.runtime.spec import RunSpec
+from agenthost.server.deps import RuntimeDep, ServiceDep
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+
+_SSE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_MESSAGES = _messages.ModelMessagesTypeAdapter
+
+
+@router.get("/models")
+async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
+    """Agents and gateway models, as OpenAI model objects."""
+    data = [
+        {"id": e.name, "object": "model", "created": 0, "owned_by": "agenthost:agent"}
+        for e in runtime.registry
+    ]
+    data += [
+        {"id": name, "object": "model", "created": 0, "owned_by": "agenthost:gateway"}
+        for name in runtime.settings.models
+        if name not in runtime.settings.agents
+    ]
+    return {"object": "list", "data": data}
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: Annotated[ChatCompletionRequest, Body()], runtime: RuntimeDep, service: ServiceDep
+) -> Response:
+    """An agent run or a gateway passthrough, in the Chat Completions format."""
+    if body.model in runtime.settings.agents:
+        return await _agent(body, runtime, service)
+    if body.model in runtime.settings.models:
+        return await _passthrough(body, runtime)
+    known = sorted({*runtime.settings.agents, *runtime.settings.models})
+    msg = f"model {body.model!r} is neither an agent nor a gateway model here; known: {known}"
+    raise NotFoundError(msg, code="model_not_found")
+
+
+# --- passthrough ---------------------------------------------------------------------------------
+
+
+def _cost(runtime: Runtime, response: _messages.ModelResponse) -> dict[str, Any]:
+    price = runtime.registry.gateway.prices.price(
+        response.model_name or "", response.provider_name, response.usage
+    )
+    return {
+        "served_by": response.model_name,
+        "cost": {"usd": price.nanousd / 1e9, "nanousd": price.nanousd, "status": price.status},
+    }
+
+
+def _model_error(exc: ModelAPIError) -> AgentHostError:
+    if isinstance(exc, AllModelsUnavailableError):
+        return ModelError(str(exc), code="all_models_unavailable", status=503)
+    if isinstance(exc, BreakerOpenError):
+        return ModelError(str(exc), code="model_unavailable", status=503)
+    return ModelError(str(exc), code="model_error")
+
+
+async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Response:
+    model = runtime.registry.gateway.passthrough(body.model)
+    messages = to_messages(body.messages)
+    settings, parameters = to_settings(body), to_parameters(body)
+    if not body.stream:
+        try:
+            response = await model.request(messages, settings, parameters)
+        except ModelAPIError as exc:
+            raise _model_error(exc) from exc
+        text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart)) or None
+        calls = [p for p in response.parts if isinstance(p, _messages.ToolCallPart)]
+        return JSONResponse(
+            completion_body(
+                completion=completion_id(),
+                model=body.model,
+                text=text,
+                tool_calls=calls,
+                finish_reason=finish_reason_of(response),
+                input_tokens=response.usage.input_tokens,
+                output_tokens=response.usage.output_tokens,
+                agenthost=_cost(runtime, response),
+            )
+        )
+    stream = model.request_stream(messages, settings, parameters)
+    try:
+        # Opened here (the gateway waits for the first event) so a failure is still an HTTP error.
+        opened = await stream.__aenter__()
+    except ModelAPIError as exc:
+        raise _model_error(exc) from exc
+    writer = ChunkWriter(completion_id(), body.model)
+    usage = body.stream_options is not None and body.stream_options.include_usage
+
+    async def chunks() -> AsyncIterator[str]:
+        failure: BaseException | None = None
+        try:
+            yield writer.role()
+            async for event in opened:
+                chunk = writer.event(event)
+                if chunk is not None:
+                    yield chunk
+            response = opened.get()
+            yield writer.finish(finish_reason_of(response))
+            if usage:
+                yield writer.usage(
+                    response.usage.input_tokens, response.usage.output_tokens, _cost(runtime, response)
+                )
+            yield writer.done()
+        except ModelAPIError as exc:
+            failure = exc
+            error = _model_error(exc)
+            yield writer.error(error.code, error.message)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            await stream.__aexit__(type(failure) if failure else None, failure, None)
+
+    return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)
+
+
+# --- agent ---------------------------------------------------------------------------------------
+
+
+def _agent_spec(body: ChatCompletionRequest) -> RunSpec:
+    *earlier, last = body.messages
+    if last.role != "user":
+        msg = "the last message must be the user's when `model` names an agent"
+        raise InvalidRequestError(msg, code="invalid_request")
+    history = _MESSAGES.dump_python(to_messages(earlier), mode="json") if earlier else None
+    return RunSpec(
+        agent=body.model,
+        input=last.text() or " ",
+        user_id=body.user,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        history=history,
+        metadata={"via": "chat.completions"},
+    )
+
+
+async def _agent(body: ChatCompletionRequest, runtime: Runtime, service: RunService) -> Response:
+    spec = _agent_spec(body)
+    submission = await service.submit(spec, idempotency_key=None)
+    run_id = submission.row["id"]
+    if not body.stream:
+        row = await service.wait(submission, runtime.settings.server.chat_completions_timeout)
+        if row is None:
+            msg = f"run {run_id} did not finish in time; follow it at /v1/runs/{run_id}"
+            raise ModelError(msg, code="run_timeout", status=504)
+        if row["status"] != "succeeded":
+            error = row.get("error") or {"code": row["status"], "message": f"the run ended {row['status']}"}
+            raise ModelError(f"run {run_id} {row['status']}: {error['message']}", code=error["code"])
+        output = row["output"]
+        return JSONResponse(
+            completion_body(
+                completion=f"chatcmpl-{run_id}",
+                model=body.model,
+                text=output if isinstance(output, str) else json.dumps(output),
+                tool_calls=[],
+                finish_reason="stop",
+                input_tokens=row.get("input_tokens") or 0,
+                output_tokens=row.get("output_tokens") or 0,
+                agenthost={"run_id": run_id, "cost": {"nanousd": row.get("cost_nanousd") or 0}},
+            )
+        )
+    writer = ChunkWriter(f"chatcmpl-{run_id}", body.model)
+    include_usage = body.stream_options is not None and body.stream_options.include_usage
+
+    async def chunks() -> AsyncIterator[str]:
+        yield writer.role()
+        async for event in service.follow(run_id):
+            if event.type == "text.delta":
+                yield writer.text(event.data["delta"])
+            elif event.type == "run.completed":
+                yield writer.finish("stop")
+                if include_usage:
+                    usage = event.data["usage"]
+                    extras = {"run_id": run_id, "cost": event.data["cost"]}
+                    yield writer.usage(usage["input_tokens"], usage["output_tokens"], extras)
+                yield writer.done()
+            elif event.terminal:
+                error = event.data.get("error") or {
+                    "code": event.type,
+                    "message": f"the run ended: {event.type}",
+                }
+                yield writer.error(error["code"], error["message"])
+
+    return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)
