@@ -80,6 +80,8 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     return json.dumps(str(value))
 
 
@@ -104,7 +106,23 @@ def render_toml(config: dict[str, Any]) -> str:
 
 
 def mock_models(mock_url: str) -> dict[str, Any]:
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there: connection refused
     return {
+        "down": {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "base_url": closed,
+            "api_key": "k",
+            "fallbacks": ["mock"],
+        },
+        "down-too": {"provider": "openai", "model": "gpt-4.1", "base_url": closed, "api_key": "k"},
+        "hopeless": {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "base_url": closed,
+            "api_key": "k",
+            "fallbacks": ["down-too"],
+        },
         "mock": {
             "provider": "openai",
             "model": "gpt-4o-mini",
@@ -133,8 +151,11 @@ def server_config(database_url: str, mock_url: str, **overrides: Any) -> dict[st
             },
             "plain": {"path": "tests.agents.plain:agent", "model": "mock"},
             "claude": {"path": "tests.agents.plain:agent", "model": "mock-anthropic"},
+            "resilient": {"path": "tests.agents.plain:agent", "model": "down"},
+            "hopeless": {"path": "tests.agents.plain:agent", "model": "hopeless"},
         },
         "models": mock_models(mock_url),
+        "gateway": {"retry_initial_delay": 0.01, "retry_max_delay": 0.05},
         "server": {"run_wait_timeout": 5.0, "heartbeat_interval": 0.3, "shutdown_grace_seconds": 5.0},
         "durability": {"app_name": "agenthost-test", "events_flush_interval": 0.05},
         "logging": {"format": "json", "level": "info"},

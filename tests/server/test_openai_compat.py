@@ -6,9 +6,9 @@ import json
 
 import openai
 import pytest
+from tests.harness import Server
 
 from agenthost.testing import MockLLMServer
-from tests.harness import Server
 
 
 @pytest.fixture

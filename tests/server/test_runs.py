@@ -282,3 +282,23 @@ def test_concurrent_runs(server: Server, mock: MockLLMServer) -> None:
         t.join()
     assert all(results[i]["output"] == f"Mock reply to: parallel {i}" for i in range(20))
     assert mock.stats()["total_calls"] == 20
+
+
+def test_a_run_falls_back_when_its_model_is_down(server: Server, mock: MockLLMServer) -> None:
+    """The agent's model refuses connections; its fallback serves and the run is priced for it."""
+    with server.client() as client:
+        run = client.post("/v1/agents/resilient/run", json={"input": "are you there"}).json()
+    assert run["status"] == "succeeded"
+    assert run["output"] == "Mock reply to: are you there"
+    assert run["model"] == "gpt-4o-mini"
+    assert run["cost"]["status"] == "priced"
+
+
+def test_all_models_unavailable_ends_the_run_with_that_error(server: Server, mock: MockLLMServer) -> None:
+    with server.client() as client:
+        run = client.post("/v1/agents/hopeless/run", json={"input": "anyone"}).json()
+        events = collect_sse(client, "GET", f"/v1/runs/{run['id']}/events")
+    assert run["status"] == "dead"
+    assert run["error"]["code"] == "all_models_unavailable"
+    assert events[-1].event == "run.dead"
+    assert mock.stats()["total_calls"] == 0
