@@ -123,6 +123,12 @@ def mock_models(mock_url: str) -> dict[str, Any]:
             "api_key": "k",
             "fallbacks": ["down-too"],
         },
+        "mock-big": {
+            "provider": "openai",
+            "model": "gpt-4o",
+            "base_url": f"{mock_url}/v1",
+            "api_key": "sk-test",
+        },
         "mock": {
             "provider": "openai",
             "model": "gpt-4o-mini",
@@ -153,7 +159,9 @@ def server_config(database_url: str, mock_url: str, **overrides: Any) -> dict[st
             "claude": {"path": "tests.agents.plain:agent", "model": "mock-anthropic"},
             "resilient": {"path": "tests.agents.plain:agent", "model": "down"},
             "hopeless": {"path": "tests.agents.plain:agent", "model": "hopeless"},
+            "router": {"path": "tests.agents.plain:agent", "model": "mock", "routing": True},
         },
+        "routing": {"simple": "mock", "medium": "mock-anthropic", "complex": "mock-big"},
         "models": mock_models(mock_url),
         "gateway": {"retry_initial_delay": 0.01, "retry_max_delay": 0.05},
         "server": {"run_wait_timeout": 5.0, "heartbeat_interval": 0.3, "shutdown_grace_seconds": 5.0},

@@ -13,10 +13,10 @@ README = (REPO / "README.md").read_text()
 
 def test_mock_llm_example(mock_llm: MockLLMServer) -> None:
     """The pytest example under "Testing agents without a provider" passes."""
-    block = re.search(r"```python\n(.*?)```", README, re.DOTALL)
-    assert block is not None
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    example = next(block for block in blocks if "def test_my_agent" in block)
     namespace: dict[str, object] = {}
-    exec(block.group(1), namespace)
+    exec(example, namespace)
     test = namespace["test_my_agent"]
     assert callable(test)
     test(mock_llm)

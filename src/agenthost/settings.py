@@ -46,6 +46,7 @@ __all__ = [
     "ModelConfig",
     "PriceOverride",
     "RedisSettings",
+    "RoutingSettings",
     "ServerSettings",
     "Settings",
     "ToolConfig",
@@ -183,6 +184,10 @@ class AgentConfig(_Section):
     tools: dict[str, ToolConfig] = Field(
         default_factory=dict, description="Per-tool execution semantics and approval, by tool name."
     )
+    routing: bool = Field(
+        default=False,
+        description="Choose each run's model by the complexity of its input (`[routing]` tiers).",
+    )
 
     @field_validator("path", "deps_factory")
     @classmethod
@@ -221,6 +226,18 @@ class GatewaySettings(_Section):
         None,
         description="Answer with this text (at no cost) when every model of a chain fails, not an error.",
     )
+
+
+class RoutingSettings(_Section):
+    """`[routing]`: the model of each complexity tier, for agents with `routing = true`."""
+
+    simple: str | None = Field(
+        None, description="`[models]` name for greetings, lookups, short factual asks."
+    )
+    medium: str | None = Field(
+        None, description="`[models]` name for explanations, summaries, short writing."
+    )
+    complex: str | None = Field(None, description="`[models]` name for multi-step work, code, analysis.")
 
 
 class RedisSettings(_Section):
@@ -279,6 +296,7 @@ class Settings(BaseSettings):
     durability: DurabilitySettings = Field(default_factory=DurabilitySettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     config_dir: Path | None = Field(
@@ -308,6 +326,24 @@ class Settings(BaseSettings):
                     known = sorted(self.models)
                     msg = f"models.{name}.fallbacks: {fallback!r} is not another name in [models]: {known}"
                     raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _routing(self) -> Settings:
+        tiers = self.routing.model_dump()
+        for tier, model_name in tiers.items():
+            if model_name is not None and model_name not in self.models:
+                msg = f"routing.{tier}: {model_name!r} is not one of [models]: {sorted(self.models)}"
+                raise ValueError(msg)
+        routed = [name for name, agent in self.agents.items() if agent.routing]
+        if routed and None in tiers.values():
+            missing = [tier for tier, model_name in tiers.items() if model_name is None]
+            msg = f"agents {routed} route by complexity, but [routing] names no model for {missing}"
+            raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _agent_models(self) -> Settings:
         for name, agent in self.agents.items():
             if agent.model is not None and agent.model not in self.models and ":" not in agent.model:
                 msg = (

@@ -155,6 +155,14 @@ class Gateway:
             self._passthrough[name] = self.chain(name)
         return self._passthrough[name]
 
+    def tier_model(self, tier: str) -> ChainModel:
+        """The chain of the model `[routing]` assigns to `tier`."""
+        name = getattr(self.settings.routing, tier)
+        if name is None:
+            msg = f"[routing] names no model for tier {tier!r}"
+            raise ConfigError(msg)
+        return self.passthrough(name)
+
     def _guarded(self, name: str, model: Model) -> ChainModel:
         gateway = self.settings.gateway
         return ChainModel(name, [guard(model, gateway, self.breakers)], gateway.degradation_message)

@@ -143,10 +143,14 @@ class RunExecution:
             settings = ModelSettings(max_tokens=self.spec.max_tokens)
         history = await self._thread_history()
         agent = entry.agent
+        model = entry.model
+        if self.spec.tier is not None:
+            model = self.runtime.registry.gateway.tier_model(self.spec.tier)
+            self.model_name = model.model_name
         with agent.parallel_tool_call_execution_mode("sequential"):
             async with agent.iter(
                 self.spec.input,
-                model=DurableModel(entry.model, self),
+                model=DurableModel(model, self),
                 deps=deps,
                 model_settings=settings,
                 message_history=history,

@@ -16,6 +16,7 @@ import structlog
 from dbos import DBOS
 
 from agenthost.errors import ConflictError, NotFoundError
+from agenthost.gateway.routing import classify
 from agenthost.runtime.events import RunEvent, Subscription
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.spec import RunSpec
@@ -82,6 +83,7 @@ class RunService:
                 msg = f"thread {spec.thread_id!r} has a run in progress; retry later or send if_busy='queue'"
                 raise ConflictError(msg, code="thread_busy")
             spec = spec.model_copy(update={"queued": True})
+        spec = self._route(spec)
         now = datetime.now(UTC)
         request_hash = _request_hash(spec)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
@@ -91,6 +93,7 @@ class RunService:
             "status": "queued" if spec.queued else "running",
             "user_id": spec.user_id,
             "thread_id": spec.thread_id,
+            "tier": spec.tier,
             "input": {"text": spec.input, "max_tokens": spec.max_tokens},
             "metadata": spec.metadata,
             "idempotency_key": idempotency_key,
@@ -111,6 +114,19 @@ class RunService:
         handle = await start_run(run_id, spec)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
+
+    def _route(self, spec: RunSpec) -> RunSpec:
+        """Pick the tier of a routed agent's run now, so that a replay uses the same model."""
+        config = self.runtime.settings.agents[spec.agent]
+        if not config.routing:
+            return spec.model_copy(update={"tier": None})
+        if spec.tier is not None:
+            routing = {"tier": spec.tier, "forced": True}
+        else:
+            found = classify(spec.input)
+            routing = {"tier": found.tier, "score": found.score, "signals": list(found.signals)}
+        metadata = {**(spec.metadata or {}), "routing": routing}
+        return spec.model_copy(update={"tier": routing["tier"], "metadata": metadata})
 
     async def wait(self, submission: Submission, wait_seconds: float) -> dict[str, Any] | None:
         """The finished run's row, or None if it is still going after `wait_seconds`."""

@@ -23,6 +23,8 @@ class RunSpec(BaseModel):
     max_tokens: int | None = None
     metadata: dict[str, Any] | None = None
     thread_id: str | None = None
+    tier: str | None = None
+    """The complexity tier whose model serves this run (agents with `routing = true`)."""
     history: list[Any] | None = None
     """Earlier messages given with the request (pydantic-ai JSON form), e.g. by `/v1/chat/completions`."""
     queued: bool = False

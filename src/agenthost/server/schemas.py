@@ -33,6 +33,9 @@ class RunCreate(BaseModel):
     if_busy: Literal["queue", "reject"] = Field(
         "queue", description="A run already in progress on the thread: wait behind it, or answer 409."
     )
+    tier: Literal["simple", "medium", "complex"] | None = Field(
+        None, description="Force the complexity tier of an agent that routes (otherwise it is classified)."
+    )
 
 
 class SeedRunCreate(BaseModel):
@@ -89,6 +92,7 @@ class RunView(BaseModel):
     status: Literal["queued", "running", "waiting_approval", "succeeded", "failed", "dead", "cancelled"]
     user_id: str | None
     thread_id: str | None
+    tier: str | None = Field(None, description="Complexity tier the run was routed to, if its agent routes.")
     input: str
     output: Any = None
     error: RunError | None = None
@@ -143,6 +147,7 @@ def run_view(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "user_id": row.get("user_id"),
         "thread_id": row.get("thread_id"),
+        "tier": row.get("tier"),
         "input": (row.get("input") or {}).get("text", ""),
         "output": row.get("output"),
         "error": {"code": error["code"], "message": error["message"], "step": error.get("step")}

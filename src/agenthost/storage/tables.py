@@ -62,6 +62,7 @@ runs = sa.Table(
     sa.Column("completed_at", UTCDateTime),
     sa.Column("forked_from", sa.String(64)),
     sa.Column("fork_step", sa.Integer),
+    sa.Column("tier", sa.String(16)),
     sa.Index("ix_runs_created", "created_at", "id"),
     sa.Index("ix_runs_status_created", "status", "created_at"),
     sa.Index("ix_runs_agent_created", "agent", "created_at"),

@@ -26,6 +26,7 @@ def _spec(agent: str, body: RunCreate) -> RunSpec:
         max_tokens=body.max_tokens,
         metadata=body.metadata,
         thread_id=body.thread_id,
+        tier=body.tier,
     )
 
 
