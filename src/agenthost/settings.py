@@ -39,6 +39,7 @@ from agenthost.errors import ConfigError
 
 __all__ = [
     "AgentConfig",
+    "CacheSettings",
     "DurabilitySettings",
     "GatewaySettings",
     "LocalModelSettings",
@@ -228,6 +229,19 @@ class GatewaySettings(_Section):
     )
 
 
+class CacheSettings(_Section):
+    """`[cache]`: the exact response cache (off by default)."""
+
+    enabled: bool = Field(
+        default=False, description="Answer repeated identical requests from the cache, at no cost."
+    )
+    ttl_seconds: float = Field(3600.0, gt=0, description="How long an answer stays in the cache.")
+    shared_across_tenants: bool = Field(
+        default=False,
+        description="Let different users' identical requests share answers (off: keyed by user).",
+    )
+
+
 class RoutingSettings(_Section):
     """`[routing]`: the model of each complexity tier, for agents with `routing = true`."""
 
@@ -297,6 +311,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     config_dir: Path | None = Field(

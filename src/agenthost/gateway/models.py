@@ -20,6 +20,7 @@ from pydantic_ai.settings import ModelSettings
 
 from agenthost.errors import ConfigError, ModelNotConfiguredError
 from agenthost.gateway.breaker import BreakerStore, MemoryBreakerStore
+from agenthost.gateway.cache import CacheModel, CacheStore, RedisCacheStore, SqlCacheStore
 from agenthost.gateway.chain import ChainModel, guard
 from agenthost.gateway.local import LocalLlamaModel, local_model_available
 from agenthost.gateway.pricing import PriceBook
@@ -110,16 +111,17 @@ def _local_model(local: LocalModelSettings) -> Model:
     )
 
 
-def breaker_store(settings: Settings) -> BreakerStore:
-    """Breakers in Redis when `[redis] url` is set (shared by replicas), else in this process."""
+def stores(settings: Settings) -> tuple[BreakerStore, CacheStore]:
+    """Breakers and cache in Redis when `[redis] url` is set (shared by replicas), else local/database."""
     if settings.redis.url is None:
-        return MemoryBreakerStore()
+        return MemoryBreakerStore(), SqlCacheStore()
     from redis.asyncio import from_url  # noqa: PLC0415 - only deployments with Redis load the client
 
     from agenthost.gateway.breaker_redis import RedisBreakerStore  # noqa: PLC0415
 
     client = from_url(settings.redis.url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0)
-    return RedisBreakerStore(client, settings.redis.key_prefix)
+    prefix = settings.redis.key_prefix
+    return RedisBreakerStore(client, prefix), RedisCacheStore(client, prefix)
 
 
 @dataclass
@@ -128,13 +130,23 @@ class Gateway:
 
     settings: Settings
     breakers: BreakerStore = field(init=False)
+    cache_store: CacheStore = field(init=False)
     prices: PriceBook = field(init=False)
     _chains: dict[str, ResolvedModel] = field(default_factory=dict, init=False)
-    _passthrough: dict[str, ChainModel] = field(default_factory=dict, init=False)
+    _passthrough: dict[str, Model] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.breakers = breaker_store(self.settings)
+        self.breakers, self.cache_store = stores(self.settings)
         self.prices = PriceBook.from_models(self.settings.models.values())
+
+    def cached(self, name: str, model: Model) -> Model:
+        """`model` behind the exact response cache, when `[cache]` is enabled."""
+        cache = self.settings.cache
+        if not cache.enabled:
+            return model
+        return CacheModel(
+            model, name, self.cache_store, ttl_seconds=cache.ttl_seconds, shared=cache.shared_across_tenants
+        )
 
     def chain(self, name: str) -> ChainModel:
         """The gateway model of `[models.<name>]`: the model, then its fallbacks, each guarded."""
@@ -149,13 +161,13 @@ class Gateway:
         ]
         return ChainModel(name, links, self.settings.gateway.degradation_message)
 
-    def passthrough(self, name: str) -> ChainModel:
-        """The chain of `[models.<name>]` for stateless calls (the OpenAI-compatible front door)."""
+    def passthrough(self, name: str) -> Model:
+        """The chain of `[models.<name>]` (behind the cache) for stateless calls and routed tiers."""
         if name not in self._passthrough:
-            self._passthrough[name] = self.chain(name)
+            self._passthrough[name] = self.cached(name, self.chain(name))
         return self._passthrough[name]
 
-    def tier_model(self, tier: str) -> ChainModel:
+    def tier_model(self, tier: str) -> Model:
         """The chain of the model `[routing]` assigns to `tier`."""
         name = getattr(self.settings.routing, tier)
         if name is None:
@@ -190,7 +202,7 @@ class Gateway:
         if configured is not None:
             if configured not in self._chains:
                 if configured in settings.models:
-                    chain = self.chain(configured)
+                    chain = self.cached(configured, self.chain(configured))
                     label = settings.models[configured].model or chain.model_name
                     self._chains[configured] = ResolvedModel(chain, label, f"[models.{configured}]")
                 else:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CostStatus", "Price", "PriceBook", "combine_status", "price_call"]
 
-CostStatus = Literal["none", "priced", "free", "unknown_model", "partial"]
+CostStatus = Literal["none", "priced", "free", "cached", "unknown_model", "partial"]
 _NANO = Decimal(1_000_000_000)
 _FREE_PROVIDERS = frozenset({"local", "function", "test"})
 
@@ -85,6 +85,8 @@ def price_call(model_name: str, provider: str | None, usage: RequestUsage) -> Pr
         >>> price_call("gpt-4o-mini", "openai", RequestUsage(input_tokens=1000, output_tokens=500))
         Price(nanousd=450000, status='priced')
     """
+    if provider == "agenthost-cache":
+        return Price(0, "cached")
     if provider in _FREE_PROVIDERS:
         return Price(0, "free")
     try:
@@ -101,6 +103,11 @@ def price_call(model_name: str, provider: str | None, usage: RequestUsage) -> Pr
 def combine_status(current: CostStatus, new: CostStatus) -> CostStatus:
     """The cost status of a run from the statuses of its calls."""
     if current in ("none", new):
+        return new
+    # A cached or free call costs nothing and says nothing about the other calls' prices.
+    if new in ("free", "cached"):
+        return current
+    if current in ("free", "cached"):
         return new
     if "unknown_model" in (current, new) or current == "partial":
         return "partial" if "priced" in (current, new) or current == "partial" else "unknown_model"

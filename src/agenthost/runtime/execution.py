@@ -28,6 +28,7 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agenthost.errors import ModelError, ToolError
+from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.pricing import CostStatus
 from agenthost.runtime.approvals import await_approvals
 from agenthost.runtime.events import RunEvent
@@ -147,6 +148,12 @@ class RunExecution:
         if self.spec.tier is not None:
             model = self.runtime.registry.gateway.tier_model(self.spec.tier)
             self.model_name = model.model_name
+        # Never cache the answers of an agent whose tools have side effects: a cached answer would
+        # skip a tool call that should have happened.
+        side_effects = any(
+            t.execution == "at_most_once" or t.approval == "required" for t in self._tools.values()
+        )
+        cache_scope(enabled=not side_effects, tenant=self.spec.user_id)
         with agent.parallel_tool_call_execution_mode("sequential"):
             async with agent.iter(
                 self.spec.input,

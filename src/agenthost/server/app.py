@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from agenthost._version import __version__
+from agenthost.gateway.cache import SqlCacheStore
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.registry import AgentRegistry
@@ -62,6 +63,9 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
             ThreadStore(engine),
         )
         install_runtime(runtime)
+        cache_store = registry.gateway.cache_store
+        if isinstance(cache_store, SqlCacheStore):
+            cache_store.bind(engine)
         service = RunService(runtime)
         app.state.runtime = runtime
         app.state.service = service

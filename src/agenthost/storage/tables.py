@@ -113,6 +113,16 @@ thread_messages = sa.Table(
 )
 
 
+response_cache = sa.Table(
+    "response_cache",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_response_cache_expires", "expires_at"),
+)
+
+
 def row_dict(row: Any) -> dict[str, Any]:
     """A result row (`sa.Row` of any shape) as a plain dict."""
     return dict(row._mapping)  # noqa: SLF001 - `_mapping` is SQLAlchemy's public row-as-mapping accessor

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError
 from agenthost.gateway.breaker import BreakerOpenError
+from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.chain import AllModelsUnavailableError
 from agenthost.gateway.openai_format import (
     ChatCompletionRequest,
@@ -94,6 +95,7 @@ def _model_error(exc: ModelAPIError) -> AgentHostError:
 
 async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Response:
     model = runtime.registry.gateway.passthrough(body.model)
+    cache_scope(enabled=True, tenant=body.user)
     messages = to_messages(body.messages)
     settings, parameters = to_settings(body), to_parameters(body)
     if not body.stream:

@@ -1,0 +1,273 @@
+"""Exact response cache: the same request to the same model gets the stored answer, at no cost.
+
+The key is a SHA-256 of the request's canonical form: the model, the messages (contents only: no
+timestamps or run ids), the instructions, the tool definitions, the settings that change an answer,
+and the tenant (the run's or caller's user), so answers are never shared across tenants unless
+`[cache] shared_across_tenants` says so. Entries expire after `[cache] ttl_seconds`.
+
+Hits are marked: their provider is `agenthost-cache`, which prices them at 0 with status `cached`.
+What is not cached: runs of agents with side-effect tools (at-most-once or approval-required), and
+responses that ended in error or were cut short.
+
+Stores: agenthost's database by default (`response_cache` table), Redis when `[redis] url` is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, cast
+
+import sqlalchemy as sa
+from pydantic_ai import _utils
+from pydantic_ai import messages as _messages
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
+from pydantic_ai.usage import RequestUsage
+
+__all__ = [
+    "CACHE_PROVIDER",
+    "CacheModel",
+    "CacheStore",
+    "RedisCacheStore",
+    "SqlCacheStore",
+    "cache_scope",
+    "request_key",
+]
+
+CACHE_PROVIDER = "agenthost-cache"
+_RESPONSE = _messages.ModelMessagesTypeAdapter
+_SETTINGS_IN_KEY = ("max_tokens", "temperature", "top_p", "seed", "stop_sequences", "presence_penalty")
+
+
+@dataclass(frozen=True)
+class _Scope:
+    enabled: bool
+    tenant: str | None
+
+
+_scope: ContextVar[_Scope] = ContextVar("agenthost_cache_scope", default=_Scope(enabled=True, tenant=None))  # noqa: B039 - _Scope is frozen
+
+
+def cache_scope(*, enabled: bool, tenant: str | None) -> Any:
+    """Set, for the calls made in this context, whether caching applies and for which tenant."""
+    return _scope.set(_Scope(enabled=enabled, tenant=tenant))
+
+
+class CacheStore(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
+
+
+def _part_form(part: Any) -> list[Any]:
+    kind = getattr(part, "part_kind", type(part).__name__)
+    if isinstance(part, _messages.ToolCallPart):
+        return [kind, part.tool_name, part.args_as_json_str()]
+    if isinstance(part, _messages.ToolReturnPart):
+        return [kind, part.tool_name, part.model_response_str()]
+    content = getattr(part, "content", None)
+    return [kind, content if isinstance(content, str) else json.dumps(content, default=str, sort_keys=True)]
+
+
+def request_key(
+    model_name: str,
+    messages: list[_messages.ModelMessage],
+    settings: ModelSettings | None,
+    parameters: ModelRequestParameters,
+    tenant: str | None,
+) -> str:
+    """The cache key of a request (stable across processes and releases of the same content)."""
+    canonical = {
+        "model": model_name,
+        "tenant": tenant,
+        "messages": [[message.kind, [_part_form(part) for part in message.parts]] for message in messages],
+        "instructions": [getattr(m, "instructions", None) for m in messages],
+        "instruction_parts": [str(p) for p in parameters.instruction_parts or []],
+        "tools": [[t.name, t.description, t.parameters_json_schema] for t in parameters.function_tools],
+        "output_tools": [[t.name, t.parameters_json_schema] for t in parameters.output_tools],
+        "output_mode": parameters.output_mode,
+        "settings": {
+            k: (settings or {}).get(k) for k in _SETTINGS_IN_KEY if (settings or {}).get(k) is not None
+        },
+    }
+    encoded = json.dumps(canonical, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
+
+
+class SqlCacheStore:
+    """Entries in agenthost's database; expired ones are ignored (and overwritten).
+
+    The engine is bound when the server starts (models are built earlier, at configuration time).
+    """
+
+    def __init__(self) -> None:
+        from agenthost.storage.tables import response_cache  # noqa: PLC0415 - avoid an import cycle
+
+        self._engine: Any = None
+        self._table = response_cache
+
+    def bind(self, engine: Any) -> None:
+        self._engine = engine
+
+    async def get(self, key: str) -> bytes | None:
+        if self._engine is None:
+            return None
+        table = self._table
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(table.c.value).where(table.c.key == key, table.c.expires_at > datetime.now(UTC))
+                )
+            ).first()
+        return None if row is None else bytes(row[0])
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        if self._engine is None:
+            return
+        table = self._table
+        expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
+        async with self._engine.begin() as conn:
+            await conn.execute(table.delete().where(table.c.key == key))
+            await conn.execute(table.insert().values(key=key, value=value, expires_at=expires))
+
+
+class RedisCacheStore:
+    """Entries in Redis with their TTL; shared by every replica."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = f"{prefix}:cache:"
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._redis.get(self._prefix + key)
+        return None if value is None else bytes(value)
+
+    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        await self._redis.set(self._prefix + key, value, px=max(int(ttl_seconds * 1000), 1))
+
+
+@dataclass
+class CachedStreamedResponse(StreamedResponse):
+    """Replays a stored response as a stream (text in word-sized deltas, tool calls whole)."""
+
+    _stored: _messages.ModelResponse = field(default_factory=lambda: _messages.ModelResponse(parts=[]))
+    _timestamp: datetime = field(default_factory=_utils.now_utc, init=False)
+
+    async def _get_event_iterator(self) -> AsyncIterator[_messages.ModelResponseStreamEvent]:
+        self.finish_reason = self._stored.finish_reason
+        for index, part in enumerate(self._stored.parts):
+            for event in self._events(index, part):
+                yield event
+
+    def _events(
+        self, index: int, part: _messages.ModelResponsePart
+    ) -> Iterator[_messages.ModelResponseStreamEvent]:
+        if isinstance(part, _messages.TextPart):
+            words = part.content.split(" ")
+            for i, word in enumerate(words):
+                chunk = word if i == len(words) - 1 else f"{word} "
+                yield from self._parts_manager.handle_text_delta(vendor_part_id=index, content=chunk)
+        elif isinstance(part, _messages.ToolCallPart):
+            yield self._parts_manager.handle_tool_call_part(
+                vendor_part_id=index,
+                tool_name=part.tool_name,
+                args=cast("str | dict[str, Any] | None", part.args),
+                tool_call_id=part.tool_call_id,
+            )
+
+    @property
+    def model_name(self) -> str:
+        return self._stored.model_name or ""
+
+    @property
+    def provider_name(self) -> str:
+        return CACHE_PROVIDER
+
+    @property
+    def provider_url(self) -> str | None:
+        return None
+
+    @property
+    def timestamp(self) -> datetime:
+        return self._timestamp
+
+
+def _cacheable(response: _messages.ModelResponse) -> bool:
+    return response.finish_reason in (None, "stop", "tool_call") and bool(response.parts)
+
+
+def _hit(stored: bytes) -> _messages.ModelResponse:
+    response = _RESPONSE.validate_json(stored)[0]
+    assert isinstance(response, _messages.ModelResponse)
+    response.provider_name = CACHE_PROVIDER
+    response.usage = RequestUsage()  # nothing was spent
+    return response
+
+
+class CacheModel(WrapperModel):
+    """Answers from the store when the same request was answered before; stores new answers."""
+
+    def __init__(
+        self, wrapped: Model, name: str, store: CacheStore, *, ttl_seconds: float, shared: bool
+    ) -> None:
+        super().__init__(wrapped)
+        self.name = name
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self.shared = shared
+
+    def _key(
+        self,
+        messages: list[_messages.ModelMessage],
+        settings: ModelSettings | None,
+        params: ModelRequestParameters,
+    ) -> str | None:
+        scope = _scope.get()
+        if not scope.enabled:
+            return None
+        return request_key(self.name, messages, settings, params, None if self.shared else scope.tenant)
+
+    async def _store(self, key: str, response: _messages.ModelResponse) -> None:
+        if _cacheable(response):
+            await self.store.set(key, _RESPONSE.dump_json([response]), self.ttl_seconds)
+
+    async def request(
+        self,
+        messages: list[_messages.ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> _messages.ModelResponse:
+        key = self._key(messages, model_settings, model_request_parameters)
+        if key is not None and (stored := await self.store.get(key)) is not None:
+            return _hit(stored)
+        response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+        if key is not None:
+            await self._store(key, response)
+        return response
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[_messages.ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        key = self._key(messages, model_settings, model_request_parameters)
+        if key is not None and (stored := await self.store.get(key)) is not None:
+            yield CachedStreamedResponse(model_request_parameters, _stored=_hit(stored))
+            return
+        async with self.wrapped.request_stream(
+            messages, model_settings, model_request_parameters, run_context
+        ) as response:
+            yield response
+        if key is not None:
+            await self._store(key, response.get())

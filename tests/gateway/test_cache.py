@@ -1,0 +1,193 @@
+"""The exact response cache: hits, misses, TTL, tenant isolation, stores, and runs with side effects."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import ModelAPIError
+from tests.harness import REPO, Server, require_service, server_config
+
+from agenthost.gateway.cache import CACHE_PROVIDER, SqlCacheStore, cache_scope
+from agenthost.gateway.models import Gateway
+from agenthost.settings import Settings
+from agenthost.storage.engine import create_app_engine, database_urls
+from agenthost.storage.migrate import upgrade
+from agenthost.testing import MockLLMServer
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def sql_gateway(tmp_path: Path, mock: MockLLMServer) -> AsyncIterator[Any]:
+    def build(**cache: Any) -> Gateway:
+        settings = Settings(
+            models={
+                "m": {
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "base_url": mock.openai_base_url,
+                    "api_key": "k",
+                }
+            },
+            cache={"enabled": True, **cache},
+        )
+        gateway = Gateway(settings)
+        assert isinstance(gateway.cache_store, SqlCacheStore)
+        gateway.cache_store.bind(engine)
+        return gateway
+
+    urls = database_urls(f"sqlite:///{tmp_path / 'cache.db'}")
+    upgrade(urls)
+    engine = create_app_engine(urls)
+    yield build
+    await engine.dispose()
+
+
+async def ask(model: Any, prompt: str = "hello", *, stream: bool = False, **settings: Any) -> Any:
+    agent = Agent(model, model_settings=settings or None)
+    if stream:
+        async with agent.run_stream(prompt) as result:
+            text = "".join([d async for d in result.stream_text(delta=True)])
+            return text, result.response
+    run = await agent.run(prompt)
+    return str(run.output), run.response
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["request", "stream"])
+async def test_exact_hit_costs_nothing_and_says_so(
+    sql_gateway: Any, mock: MockLLMServer, stream: bool
+) -> None:
+    gateway = sql_gateway()
+    model = gateway.passthrough("m")
+    cache_scope(enabled=True, tenant="t1")
+    first_text, first = await ask(model, stream=stream)
+    second_text, second = await ask(model, stream=stream)
+    assert first_text == second_text == "Mock reply to: hello"
+    assert mock.stats()["total_calls"] == 1
+    assert first.provider_name != CACHE_PROVIDER
+    assert second.provider_name == CACHE_PROVIDER
+    assert second.usage.input_tokens == second.usage.output_tokens == 0
+    price = gateway.prices.price(second.model_name, second.provider_name, second.usage)
+    assert (price.nanousd, price.status) == (0, "cached")
+
+
+async def test_misses_on_different_input_settings_or_tenant(sql_gateway: Any, mock: MockLLMServer) -> None:
+    model = sql_gateway().passthrough("m")
+    cache_scope(enabled=True, tenant="alice")
+    await ask(model, "hello")
+    await ask(model, "hello again")
+    await ask(model, "hello", temperature=0.2)
+    cache_scope(enabled=True, tenant="bob")
+    await ask(model, "hello")
+    assert mock.stats()["total_calls"] == 4
+    cache_scope(enabled=True, tenant="alice")
+    await ask(model, "hello", temperature=0.2)
+    assert mock.stats()["total_calls"] == 4
+
+
+async def test_shared_across_tenants_when_configured(sql_gateway: Any, mock: MockLLMServer) -> None:
+    model = sql_gateway(shared_across_tenants=True).passthrough("m")
+    cache_scope(enabled=True, tenant="alice")
+    await ask(model)
+    cache_scope(enabled=True, tenant="bob")
+    _, response = await ask(model)
+    assert response.provider_name == CACHE_PROVIDER
+    assert mock.stats()["total_calls"] == 1
+
+
+async def test_entries_expire(sql_gateway: Any, mock: MockLLMServer) -> None:
+    model = sql_gateway(ttl_seconds=0.5).passthrough("m")
+    cache_scope(enabled=True, tenant=None)
+    await ask(model)
+    await ask(model)
+    assert mock.stats()["total_calls"] == 1
+    time.sleep(0.6)
+    _, response = await ask(model)
+    assert response.provider_name != CACHE_PROVIDER
+    assert mock.stats()["total_calls"] == 2
+
+
+async def test_errors_and_disabled_scopes_are_not_cached(sql_gateway: Any, mock: MockLLMServer) -> None:
+    model = sql_gateway().passthrough("m")
+    cache_scope(enabled=True, tenant=None)
+    mock.configure(fault={"kind": "bad_request"})
+    with pytest.raises(ModelAPIError):
+        await ask(model)
+    mock.configure(fault=None)
+    _, response = await ask(model)
+    assert response.provider_name != CACHE_PROVIDER
+    cache_scope(enabled=False, tenant=None)
+    _, response = await ask(model)
+    assert response.provider_name != CACHE_PROVIDER
+    assert mock.stats()["total_calls"] == 3
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        require_service("Redis on 127.0.0.1:6379", exc)
+    prefix = f"agenthost-test-{secrets.token_hex(4)}"
+    yield prefix
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+    client.close()
+
+
+async def test_redis_store_is_shared_by_replicas(mock: MockLLMServer, redis_prefix: str) -> None:
+    def replica() -> Gateway:
+        return Gateway(
+            Settings(
+                models={
+                    "m": {
+                        "provider": "openai",
+                        "model": "gpt-4o-mini",
+                        "base_url": mock.openai_base_url,
+                        "api_key": "k",
+                    }
+                },
+                cache={"enabled": True},
+                redis={"url": REDIS_URL, "key_prefix": redis_prefix},
+            )
+        )
+
+    cache_scope(enabled=True, tenant="t")
+    await ask(replica().passthrough("m"))
+    _, response = await ask(replica().passthrough("m"))
+    assert response.provider_name == CACHE_PROVIDER
+    assert mock.stats()["total_calls"] == 1
+
+
+def test_runs_are_cached_unless_their_agent_has_side_effect_tools(
+    tmp_path: Path, mock: MockLLMServer
+) -> None:
+    config = server_config(f"sqlite:///{tmp_path / 'a.db'}", mock.url, cache={"enabled": True})
+    server = Server(tmp_path, config).start()
+    try:
+        with server.client() as client:
+            first = client.post("/v1/agents/plain/run", json={"input": "cache me", "user_id": "u1"}).json()
+            second = client.post("/v1/agents/plain/run", json={"input": "cache me", "user_id": "u1"}).json()
+            other_user = client.post(
+                "/v1/agents/plain/run", json={"input": "cache me", "user_id": "u2"}
+            ).json()
+            assert mock.stats()["total_calls"] == 2
+            # The support agent's refund tool needs approval: its answers are never cached.
+            for _ in range(2):
+                client.post("/v1/agents/support/run", json={"input": "no cache for me", "user_id": "u1"})
+            assert mock.stats()["total_calls"] == 4
+    finally:
+        server.stop()
+    assert first["output"] == second["output"] == other_user["output"]
+    assert first["cost"]["status"] == "priced"
+    assert second["cost"] == {"usd": 0.0, "nanousd": 0, "status": "cached"}
+    assert other_user["cost"]["status"] == "priced"
+    assert (REPO / "docs" / "configuration.md").read_text().count("[cache]") >= 1
