@@ -142,6 +142,10 @@ class ModelConfig(_Section):
         description="Names of `[models]` tried in order when this one fails or its breaker is open.",
     )
     price: PriceOverride | None = Field(None, description="Price override (otherwise genai-prices).")
+    prompt_caching: bool = Field(
+        default=False,
+        description="Anthropic: cache the system prompt and tool definitions (cached reads cost 10 %).",
+    )
 
     @model_validator(mode="after")
     def _model_required(self) -> ModelConfig:

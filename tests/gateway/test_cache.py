@@ -191,3 +191,33 @@ def test_runs_are_cached_unless_their_agent_has_side_effect_tools(
     assert second["cost"] == {"usd": 0.0, "nanousd": 0, "status": "cached"}
     assert other_user["cost"]["status"] == "priced"
     assert (REPO / "docs" / "configuration.md").read_text().count("[cache]") >= 1
+
+
+async def test_anthropic_prompt_caching_is_priced_by_token_kind(mock: MockLLMServer) -> None:
+    """With `prompt_caching`, the system prompt is written to the cache once, then read at 10 %."""
+    settings = Settings(
+        models={
+            "claude": {
+                "provider": "anthropic",
+                "model": "claude-haiku-4-5",
+                "base_url": mock.url,
+                "api_key": "k",
+                "prompt_caching": True,
+            }
+        }
+    )
+    gateway = Gateway(settings)
+    agent = Agent(gateway.passthrough("claude"), instructions="You are a careful support agent. " * 40)
+    first = (await agent.run("one")).response
+    second = (await agent.run("two")).response
+    assert first.usage.cache_write_tokens > 0
+    assert first.usage.cache_read_tokens == 0
+    assert second.usage.cache_read_tokens == first.usage.cache_write_tokens
+    # claude-haiku-4-5 per million tokens: input $1, cache write $1.25, cache read $0.10, output $5.
+    for response in (first, second):
+        usage = response.usage
+        uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
+        expected = uncached * 1000 + usage.cache_write_tokens * 1250 + usage.cache_read_tokens * 100
+        expected += usage.output_tokens * 5000
+        price = gateway.prices.price(response.model_name or "", response.provider_name, usage)
+        assert (price.nanousd, price.status) == (expected, "priced")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.settings import ModelSettings
@@ -91,11 +92,18 @@ def build_provider_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
         if key is None:
             msg = f"model {cfg.model!r}: no api_key and ANTHROPIC_API_KEY is not set"
             raise ConfigError(msg)
+        settings = _settings(cfg)
+        if cfg.prompt_caching:
+            # Anthropic bills cached prefix reads at a tenth of the input price; genai-prices knows it.
+            settings = cast(
+                "ModelSettings",
+                {**settings, "anthropic_cache_instructions": True, "anthropic_cache_tool_definitions": True},
+            )
         anthropic_client = AsyncAnthropic(
             api_key=key, base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout
         )
         anthropic_provider = AnthropicProvider(anthropic_client=anthropic_client)
-        return AnthropicModel(cfg.model, provider=anthropic_provider, settings=_settings(cfg))
+        return AnthropicModel(cfg.model, provider=anthropic_provider, settings=settings)
     return _local_model(local)
 
 

@@ -60,10 +60,26 @@ def _count_blocks(content: Any) -> tuple[int, str | None, str | None]:
     return tokens, ("\n".join(texts) if texts else None), tool_result
 
 
+def _has_cache_control(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "cache_control" in value or any(_has_cache_control(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_cache_control(v) for v in value)
+    return False
+
+
 class AnthropicWire:
-    """Parses Messages requests and renders :class:`Plan` objects as Anthropic responses."""
+    """Parses Messages requests and renders :class:`Plan` objects as Anthropic responses.
+
+    Prompt caching is simulated: when the system prompt or the tools carry `cache_control`, their
+    tokens are reported as `cache_creation_input_tokens` the first time that prefix is seen and as
+    `cache_read_input_tokens` afterwards; `input_tokens` counts the rest, as Anthropic does.
+    """
 
     name: WireName = "anthropic"
+
+    def __init__(self) -> None:
+        self._cached_prefixes: set[str] = set()
 
     def parse(self, body: dict[str, Any]) -> ChatRequest:
         messages = body.get("messages")
@@ -93,6 +109,7 @@ class AnthropicWire:
         tools = body.get("tools")
         if tools:
             prompt_tokens += count_tokens(json.dumps(tools))
+        cache_write, cache_read = self._prompt_cache(body.get("system"), tools)
         return ChatRequest(
             wire="anthropic",
             model=str(body.get("model") or ""),
@@ -103,15 +120,29 @@ class AnthropicWire:
             last_user=last_user,
             last_tool_result=last_tool_result,
             max_tokens=optional_int(body, "max_tokens"),
+            cache_write_tokens=cache_write,
+            cache_read_tokens=cache_read,
         )
+
+    def _prompt_cache(self, system: Any, tools: Any) -> tuple[int, int]:
+        """(tokens written, tokens read) of the prompt cache for this request's prefix."""
+        if not (_has_cache_control(system) or _has_cache_control(tools)):
+            return 0, 0
+        prefix = json.dumps([system, tools], sort_keys=True)
+        prefix_tokens = count_tokens(text_of(system)) + (count_tokens(json.dumps(tools)) if tools else 0)
+        if prefix in self._cached_prefixes:
+            return 0, prefix_tokens
+        self._cached_prefixes.add(prefix)
+        return prefix_tokens, 0
 
     @staticmethod
     def _usage(request: ChatRequest, output_tokens: int) -> dict[str, int]:
+        cached = request.cache_write_tokens + request.cache_read_tokens
         return {
-            "input_tokens": request.prompt_tokens,
+            "input_tokens": request.prompt_tokens - cached,
             "output_tokens": output_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_creation_input_tokens": request.cache_write_tokens,
+            "cache_read_input_tokens": request.cache_read_tokens,
         }
 
     @staticmethod

@@ -45,6 +45,10 @@ class ChatRequest:
     last_tool_result: str
     max_tokens: int | None = None
     include_usage: bool = False
+    cache_write_tokens: int = 0
+    """Prompt-cache tokens written (Anthropic `cache_control`, first time a prefix is seen)."""
+    cache_read_tokens: int = 0
+    """Prompt-cache tokens read (the same prefix again)."""
     scenario_header: str | None = None
     fault_header: str | None = None
     latency_ms_header: float | None = None
