@@ -50,7 +50,7 @@ bench: install
 
 ## lock: re-resolve requirements.lock after editing pyproject.toml
 lock:
-	$(UV) pip compile pyproject.toml --all-extras --group dev --generate-hashes \
+	$(UV) pip compile pyproject.toml --all-extras --group dev --generate-hashes --override overrides.txt \
 		--python-version 3.11 --universal -o requirements.lock
 
 clean:
