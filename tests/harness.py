@@ -43,6 +43,18 @@ def start_mock(script: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("mock LLM did not start")
 
 
+def metric_value(exposition: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels` (0 when there are none)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

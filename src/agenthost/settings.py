@@ -256,6 +256,14 @@ class RoutingSettings(_Section):
         None, description="`[models]` name for explanations, summaries, short writing."
     )
     complex: str | None = Field(None, description="`[models]` name for multi-step work, code, analysis.")
+    classifier: str | None = Field(
+        None,
+        description="`[models]` name of a cheap model that classifies each input (one short call per "
+        "routed run); unset uses the local heuristic. On any failure the heuristic decides.",
+    )
+    classifier_timeout_seconds: float = Field(
+        5.0, gt=0, description="Time the classifier model gets before the heuristic decides instead."
+    )
 
 
 class RedisSettings(_Section):
@@ -349,8 +357,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _routing(self) -> Settings:
-        tiers = self.routing.model_dump()
-        for tier, model_name in tiers.items():
+        tiers = self.routing.model_dump(include={"simple", "medium", "complex"})
+        named = {**tiers, "classifier": self.routing.classifier}
+        for tier, model_name in named.items():
             if model_name is not None and model_name not in self.models:
                 msg = f"routing.{tier}: {model_name!r} is not one of [models]: {sorted(self.models)}"
                 raise ValueError(msg)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.harness import Server
+from tests.harness import Server, metric_value, server_config
 
 from agenthost.gateway.routing import TIERS, classify
 from agenthost.testing import MockLLMServer
@@ -50,10 +50,52 @@ def test_runs_are_routed_to_their_tier_model(server: Server, mock: MockLLMServer
     assert (forced["tier"], forced["model"]) == ("complex", "gpt-4o")
     assert simple["metadata"]["routing"]["signals"] == []
     assert medium["metadata"]["routing"]["signals"] == ["explain"]
-    assert forced["metadata"]["routing"] == {"tier": "complex", "forced": True}
+    assert forced["metadata"]["routing"] == {
+        "tier": "complex",
+        "source": "forced",
+        "forced": True,
+        "model": "mock-big",
+    }
     # gpt-4o is priced at its own rates ($2.50 / $10 per million).
     usage = forced["usage"]
     assert forced["cost"]["nanousd"] == usage["input_tokens"] * 2500 + usage["output_tokens"] * 10000
     assert unrouted["tier"] is None
     assert unrouted["model"] == "gpt-4o-mini"
     assert mock.stats()["by_protocol"] == {"openai": 3, "anthropic": 1}
+    with server.client() as client:
+        metrics = client.get("/metrics").text
+    assert metric_value(metrics, "agenthost_routing_decisions_total", tier="complex", source="forced") >= 1
+    assert (
+        metric_value(metrics, "agenthost_routing_decisions_total", tier="medium", model="mock-anthropic") >= 1
+    )
+
+
+def test_a_model_classifier_routes_and_the_heuristic_covers_its_failures(
+    tmp_path: Path, mock: MockLLMServer
+) -> None:
+    """`[routing] classifier` asks a cheap model; an answer that is not a tier leaves the heuristic."""
+    config = server_config(f"sqlite:///{tmp_path / 'a.db'}", mock.url, routing={"classifier": "mock"})
+    server = Server(tmp_path, config).start()
+    try:
+        with server.client() as client:
+            # The mock answers "complex" to the classifier (and, being a mock, to the run as well).
+            classified = client.post("/v1/agents/router/run", json={"input": "[tier-word] hi"}).json()
+            # Here the mock answers "Mock reply to: ...": no tier, so the heuristic decides.
+            fallback = client.post("/v1/agents/router/run", json={"input": "What time is it?"}).json()
+            metrics = client.get("/metrics").text
+    finally:
+        server.stop()
+    assert (classified["tier"], classified["model"]) == ("complex", "gpt-4o")
+    routing = classified["metadata"]["routing"]
+    assert routing["source"] == "classifier"
+    assert routing["classifier"] == "mock"
+    assert routing["classifier_cost_status"] == "priced"
+    assert routing["classifier_cost_nanousd"] > 0
+    assert (fallback["tier"], fallback["model"]) == ("simple", "gpt-4o-mini")
+    assert fallback["metadata"]["routing"]["source"] == "heuristic"
+    assert fallback["metadata"]["routing"]["classifier_error"] == "ValueError"
+    assert (
+        metric_value(metrics, "agenthost_routing_decisions_total", source="classifier", tier="complex") == 1
+    )
+    # Classifier calls go through the gateway: 2 classifier requests + 2 runs reached the mock.
+    assert mock.stats()["total_calls"] == 4

@@ -24,6 +24,8 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
+from agenthost.observability.metrics import BREAKER_REJECTIONS
+
 __all__ = [
     "BreakerModel",
     "BreakerOpenError",
@@ -143,6 +145,7 @@ class BreakerModel(WrapperModel):
     async def _admit(self) -> None:
         decision = await self.store.acquire(self.key, self.cooldown)
         if not decision.allowed:
+            BREAKER_REJECTIONS.labels(self.key).inc()
             raise BreakerOpenError(self.wrapped.model_name, decision.retry_in)
 
     async def _record(self, exc: BaseException | None) -> None:

@@ -32,6 +32,8 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
+from agenthost.observability.metrics import CACHE_LOOKUPS
+
 __all__ = [
     "CACHE_PROVIDER",
     "CacheModel",
@@ -235,6 +237,11 @@ class CacheModel(WrapperModel):
             return None
         return request_key(self.name, messages, settings, params, None if self.shared else scope.tenant)
 
+    async def _lookup(self, key: str) -> bytes | None:
+        stored = await self.store.get(key)
+        CACHE_LOOKUPS.labels("exact", "miss" if stored is None else "hit").inc()
+        return stored
+
     async def _store(self, key: str, response: _messages.ModelResponse) -> None:
         if _cacheable(response):
             await self.store.set(key, _RESPONSE.dump_json([response]), self.ttl_seconds)
@@ -246,7 +253,7 @@ class CacheModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
     ) -> _messages.ModelResponse:
         key = self._key(messages, model_settings, model_request_parameters)
-        if key is not None and (stored := await self.store.get(key)) is not None:
+        if key is not None and (stored := await self._lookup(key)) is not None:
             return _hit(stored)
         response = await self.wrapped.request(messages, model_settings, model_request_parameters)
         if key is not None:
@@ -262,7 +269,7 @@ class CacheModel(WrapperModel):
         run_context: RunContext[Any] | None = None,
     ) -> AsyncGenerator[StreamedResponse]:
         key = self._key(messages, model_settings, model_request_parameters)
-        if key is not None and (stored := await self.store.get(key)) is not None:
+        if key is not None and (stored := await self._lookup(key)) is not None:
             yield CachedStreamedResponse(model_request_parameters, _stored=_hit(stored))
             return
         async with self.wrapped.request_stream(

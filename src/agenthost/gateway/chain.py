@@ -2,7 +2,7 @@
 
     ChainModel
       └─ FallbackModel (pydantic-ai), in order: [models.X], then each of X's `fallbacks`
-           └─ RetryModel ─ BreakerModel ─ provider model (SDK retries off: the gateway retries)
+           └─ RetryModel ─ BreakerModel ─ MeteredModel ─ provider model (SDK retries off: the gateway retries)
 
 When every link fails, `ChainModel` answers with `[gateway] degradation_message` if one is set,
 otherwise raises `AllModelsUnavailableError` (a `ModelAPIError`, so a run records it as the failed
@@ -25,6 +25,8 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
 from agenthost.gateway.breaker import BreakerModel, BreakerStore
+from agenthost.gateway.metering import MeteredModel
+from agenthost.gateway.pricing import PriceBook
 from agenthost.gateway.retry import RetryModel, RetryPolicy
 from agenthost.settings import GatewaySettings
 
@@ -41,10 +43,10 @@ class AllModelsUnavailableError(ModelAPIError):
         self.errors = errors
 
 
-def guard(model: Model, gateway: GatewaySettings, breakers: BreakerStore) -> Model:
-    """One link of a chain: retries around a circuit breaker around the provider model."""
+def guard(model: Model, gateway: GatewaySettings, breakers: BreakerStore, prices: PriceBook) -> Model:
+    """One link of a chain: retries around a circuit breaker around the metered provider model."""
     breaker = BreakerModel(
-        model,
+        MeteredModel(model, prices),
         breakers,
         threshold=gateway.breaker_failure_threshold,
         cooldown=gateway.breaker_cooldown_seconds,

@@ -164,6 +164,7 @@ class Gateway:
                 build_provider_model(self.settings.models[link], self.settings.local),
                 self.settings.gateway,
                 self.breakers,
+                self.prices,
             )
             for link in [name, *cfg.fallbacks]
         ]
@@ -185,7 +186,9 @@ class Gateway:
 
     def _guarded(self, name: str, model: Model) -> ChainModel:
         gateway = self.settings.gateway
-        return ChainModel(name, [guard(model, gateway, self.breakers)], gateway.degradation_message)
+        return ChainModel(
+            name, [guard(model, gateway, self.breakers, self.prices)], gateway.degradation_message
+        )
 
     def _from_environment(self) -> ResolvedModel | None:
         local = self.settings.local

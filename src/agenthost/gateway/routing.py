@@ -2,7 +2,9 @@
 
 The default classifier is a fast local heuristic (no model call, microseconds): it scores the
 input's length, structure (lists, several questions, paragraphs), code, and words that ask for
-reasoning or several steps. A request may force its tier (`"tier": "complex"`).
+reasoning or several steps. Optionally (`[routing] classifier`) a cheap model classifies instead,
+with the heuristic as the answer when that model fails, is slow or answers something else. A
+request may force its tier (`"tier": "complex"`).
 
 Tiers, lowest first: `simple` (lookups, greetings, short factual questions), `medium` (an
 explanation, a summary, a comparison of two things), `complex` (multi-step work, code, design,
@@ -15,7 +17,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-__all__ = ["TIERS", "Classification", "Tier", "classify"]
+from pydantic_ai.messages import ModelRequest, ModelResponse, SystemPromptPart, TextPart, UserPromptPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.settings import ModelSettings
+
+__all__ = ["CLASSIFIER_PROMPT", "TIERS", "Classification", "Tier", "classify", "classify_with_model"]
 
 Tier = Literal["simple", "medium", "complex"]
 TIERS: tuple[Tier, ...] = get_args(Tier)
@@ -87,3 +93,34 @@ def classify(text: str) -> Classification:
     score = sum(points for points, _ in found)
     tier: Tier = "complex" if score >= _COMPLEX else "medium" if score >= _MEDIUM else "simple"
     return Classification(tier, score, tuple(signal for _, signal in found))
+
+
+CLASSIFIER_PROMPT = (
+    "You route requests to language models by complexity. Classify the user's request as exactly "
+    "one word: simple (greetings, lookups, short factual questions), medium (an explanation, a "
+    "summary, a comparison, short writing) or complex (multi-step work, code, design, analysis of "
+    "long input). Answer with the one word only."
+)
+_TIER_WORD = re.compile(r"\b(simple|medium|complex)\b", re.IGNORECASE)
+_CLASSIFIER_INPUT_CHARS = 4000
+
+
+async def classify_with_model(model: Model, text: str) -> tuple[Tier, ModelResponse]:
+    """The tier a (cheap) model gives `text`, and its response (for pricing).
+
+    Raises `ValueError` when the answer names no tier, and the model's own errors; the caller
+    bounds the time and falls back to the heuristic.
+    """
+    request = ModelRequest(
+        parts=[SystemPromptPart(CLASSIFIER_PROMPT), UserPromptPart(text[:_CLASSIFIER_INPUT_CHARS])]
+    )
+    settings = ModelSettings(max_tokens=5, temperature=0.0)
+    response = await model.request([request], settings, ModelRequestParameters())
+    answer = " ".join(part.content for part in response.parts if isinstance(part, TextPart))
+    found = _TIER_WORD.search(answer)
+    if found is None:
+        msg = f"the classifier answered {answer[:40]!r}, not a tier"
+        raise ValueError(msg)
+    tier = found.group(1).lower()
+    assert tier in TIERS
+    return tier, response

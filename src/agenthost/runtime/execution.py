@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agenthost.errors import ModelError, ToolError
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.pricing import CostStatus
+from agenthost.observability.metrics import RUNS_FINISHED
 from agenthost.runtime.approvals import await_approvals
 from agenthost.runtime.events import RunEvent
 from agenthost.runtime.steps import DurableModel, RunCapability
@@ -238,6 +239,7 @@ class RunExecution:
             events = [event.row() for event in writer.take(self.run_id)]
             await self.runtime.store.finish(self.run_id, values, events, also=append_thread)
         self.runtime.bus.close(self.run_id)
+        RUNS_FINISHED.labels(self.spec.agent, values["status"]).inc()
         self.runtime.bus.publish(last)
         return {key: value for key, value in values.items() if key != "completed_at"}
 

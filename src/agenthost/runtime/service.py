@@ -16,7 +16,8 @@ import structlog
 from dbos import DBOS
 
 from agenthost.errors import ConflictError, NotFoundError
-from agenthost.gateway.routing import classify
+from agenthost.gateway.routing import classify, classify_with_model
+from agenthost.observability.metrics import ROUTING_DECISIONS
 from agenthost.runtime.events import RunEvent, Subscription
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.spec import RunSpec
@@ -83,9 +84,10 @@ class RunService:
                 msg = f"thread {spec.thread_id!r} has a run in progress; retry later or send if_busy='queue'"
                 raise ConflictError(msg, code="thread_busy")
             spec = spec.model_copy(update={"queued": True})
-        spec = self._route(spec)
-        now = datetime.now(UTC)
+        # Hashed as the caller sent it: a model classifier may answer differently on a retry.
         request_hash = _request_hash(spec)
+        spec = await self._route(spec)
+        now = datetime.now(UTC)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
         row = {
             "id": run_id,
@@ -115,18 +117,55 @@ class RunService:
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
 
-    def _route(self, spec: RunSpec) -> RunSpec:
+    async def _route(self, spec: RunSpec) -> RunSpec:
         """Pick the tier of a routed agent's run now, so that a replay uses the same model."""
         config = self.runtime.settings.agents[spec.agent]
         if not config.routing:
             return spec.model_copy(update={"tier": None})
+        routing: dict[str, Any]
         if spec.tier is not None:
-            routing = {"tier": spec.tier, "forced": True}
+            routing = {"tier": spec.tier, "source": "forced", "forced": True}
+        elif self.runtime.settings.routing.classifier is not None:
+            routing = await self._classify_with_model(spec.input)
         else:
             found = classify(spec.input)
-            routing = {"tier": found.tier, "score": found.score, "signals": list(found.signals)}
+            routing = {
+                "tier": found.tier,
+                "source": "heuristic",
+                "score": found.score,
+                "signals": list(found.signals),
+            }
+        model = getattr(self.runtime.settings.routing, routing["tier"]) or ""
+        routing["model"] = model
+        ROUTING_DECISIONS.labels(spec.agent, routing["tier"], model, routing["source"]).inc()
         metadata = {**(spec.metadata or {}), "routing": routing}
         return spec.model_copy(update={"tier": routing["tier"], "metadata": metadata})
+
+    async def _classify_with_model(self, text: str) -> dict[str, Any]:
+        """The `[routing] classifier` model's tier, or the heuristic's when that model fails."""
+        settings = self.runtime.settings.routing
+        assert settings.classifier is not None
+        gateway = self.runtime.registry.gateway
+        try:
+            async with asyncio.timeout(settings.classifier_timeout_seconds):
+                tier, response = await classify_with_model(gateway.passthrough(settings.classifier), text)
+        except Exception as exc:
+            found = classify(text)
+            _log.warning("routing_classifier_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return {
+                "tier": found.tier,
+                "source": "heuristic",
+                "signals": list(found.signals),
+                "classifier_error": type(exc).__name__,
+            }
+        price = gateway.prices.price(response.model_name or "", response.provider_name, response.usage)
+        return {
+            "tier": tier,
+            "source": "classifier",
+            "classifier": settings.classifier,
+            "classifier_cost_nanousd": price.nanousd,
+            "classifier_cost_status": price.status,
+        }
 
     async def wait(self, submission: Submission, wait_seconds: float) -> dict[str, Any] | None:
         """The finished run's row, or None if it is still going after `wait_seconds`."""

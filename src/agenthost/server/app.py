@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from agenthost._version import __version__
 from agenthost.gateway.cache import SqlCacheStore
+from agenthost.observability.metrics import MetricsMiddleware
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.registry import AgentRegistry
@@ -19,7 +20,7 @@ from agenthost.runtime.service import RunService
 from agenthost.runtime.workflow import configure_dbos, launch_dbos, shutdown_dbos
 from agenthost.server.errors import install_error_handlers
 from agenthost.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from agenthost.server.routes import agents, approvals, health, openai_compat, runs, seed, threads
+from agenthost.server.routes import agents, approvals, health, metrics, openai_compat, runs, seed, threads
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import create_app_engine, database_urls
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
     app.state.settings = settings
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(agents.router)
     app.include_router(runs.router)
     app.include_router(openai_compat.router)
@@ -99,6 +101,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
     app.include_router(seed.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(MetricsMiddleware)
     return app
 
 
