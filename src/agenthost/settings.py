@@ -142,6 +142,15 @@ class ModelConfig(_Section):
         description="Names of `[models]` tried in order when this one fails or its breaker is open.",
     )
     price: PriceOverride | None = Field(None, description="Price override (otherwise genai-prices).")
+    context_window: int | None = Field(
+        None,
+        ge=256,
+        description="Context window in tokens (default: genai-prices' figure for the model; "
+        "`[local] n_ctx` for the local model). Unknown: no overflow handling.",
+    )
+    context_overflow: Literal["truncate", "summarize", "error"] | None = Field(
+        None, description="Overflow strategy of this model; default `[gateway] context_overflow`."
+    )
     prompt_caching: bool = Field(
         default=False,
         description="Anthropic: cache the system prompt and tool definitions (cached reads cost 10 %).",
@@ -230,6 +239,14 @@ class GatewaySettings(_Section):
     degradation_message: str | None = Field(
         None,
         description="Answer with this text (at no cost) when every model of a chain fails, not an error.",
+    )
+    context_overflow: Literal["truncate", "summarize", "error"] = Field(
+        "truncate",
+        description="When a history exceeds a model's context budget: drop the oldest exchanges "
+        "(`truncate`), replace them by a summary from the same model (`summarize`), or refuse (`error`).",
+    )
+    context_reserve_tokens: int = Field(
+        1024, ge=1, description="Tokens kept free for the answer when a call sets no `max_tokens`."
     )
 
 

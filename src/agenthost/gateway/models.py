@@ -23,8 +23,9 @@ from agenthost.errors import ConfigError, ModelNotConfiguredError
 from agenthost.gateway.breaker import BreakerStore, MemoryBreakerStore
 from agenthost.gateway.cache import CacheModel, CacheStore, RedisCacheStore, SqlCacheStore
 from agenthost.gateway.chain import ChainModel, guard
+from agenthost.gateway.context import ContextModel, OverflowStrategy
 from agenthost.gateway.local import LocalLlamaModel, local_model_available
-from agenthost.gateway.pricing import PriceBook
+from agenthost.gateway.pricing import PriceBook, context_window_of
 from agenthost.settings import LocalModelSettings, ModelConfig, Settings
 
 __all__ = ["Gateway", "ResolvedModel", "build_provider_model", "env_secret"]
@@ -170,10 +171,32 @@ class Gateway:
         ]
         return ChainModel(name, links, self.settings.gateway.degradation_message)
 
+    def served(self, name: str) -> Model:
+        """`[models.<name>]` as agents and clients get it: fitted to its context, cached, chained."""
+        cfg = self.settings.models[name]
+        windows = [self._window(self.settings.models[link]) for link in [name, *cfg.fallbacks]]
+        strategy = cfg.context_overflow or self.settings.gateway.context_overflow
+        return self._fitted(self.cached(name, self.chain(name)), windows, strategy)
+
+    def _window(self, cfg: ModelConfig) -> int | None:
+        if cfg.context_window is not None:
+            return cfg.context_window
+        if cfg.provider == "local":
+            return self.settings.local.n_ctx
+        return context_window_of(cfg.model, cfg.provider)
+
+    def _fitted(self, model: Model, windows: list[int | None], strategy: OverflowStrategy) -> Model:
+        """`model` behind context fitting, with the smallest known window of its chain."""
+        known = [window for window in windows if window is not None]
+        if not known:
+            return model
+        reserve = self.settings.gateway.context_reserve_tokens
+        return ContextModel(model, context_window=min(known), reserve_tokens=reserve, strategy=strategy)
+
     def passthrough(self, name: str) -> Model:
-        """The chain of `[models.<name>]` (behind the cache) for stateless calls and routed tiers."""
+        """`[models.<name>]` (see `served`) for stateless calls, routed tiers and classifiers."""
         if name not in self._passthrough:
-            self._passthrough[name] = self.cached(name, self.chain(name))
+            self._passthrough[name] = self.served(name)
         return self._passthrough[name]
 
     def tier_model(self, tier: str) -> Model:
@@ -184,11 +207,18 @@ class Gateway:
             raise ConfigError(msg)
         return self.passthrough(name)
 
-    def _guarded(self, name: str, model: Model) -> ChainModel:
+    def _guarded(self, name: str, model: Model) -> Model:
         gateway = self.settings.gateway
-        return ChainModel(
+        chain = ChainModel(
             name, [guard(model, gateway, self.breakers, self.prices)], gateway.degradation_message
         )
+        local = isinstance(model, LocalLlamaModel)
+        window = (
+            self.settings.local.n_ctx
+            if local
+            else model.context_window or context_window_of(model.model_name, model.system)
+        )
+        return self._fitted(chain, [window], gateway.context_overflow)
 
     def _from_environment(self) -> ResolvedModel | None:
         local = self.settings.local
@@ -213,7 +243,7 @@ class Gateway:
         if configured is not None:
             if configured not in self._chains:
                 if configured in settings.models:
-                    chain = self.cached(configured, self.chain(configured))
+                    chain = self.passthrough(configured)
                     label = settings.models[configured].model or chain.model_name
                     self._chains[configured] = ResolvedModel(chain, label, f"[models.{configured}]")
                 else:

@@ -13,12 +13,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Literal
 
 from genai_prices import calc_price
+from pydantic_ai.messages import ModelResponse
 from pydantic_ai.usage import RequestUsage
 
 if TYPE_CHECKING:
     from agenthost.settings import ModelConfig, PriceOverride
 
-__all__ = ["CostStatus", "Price", "PriceBook", "combine_status", "price_call"]
+__all__ = ["CostStatus", "Price", "PriceBook", "combine_status", "context_window_of", "price_call"]
 
 CostStatus = Literal["none", "priced", "free", "cached", "unknown_model", "partial"]
 _NANO = Decimal(1_000_000_000)
@@ -46,6 +47,20 @@ class PriceBook:
     @classmethod
     def from_models(cls, models: Iterable[ModelConfig]) -> PriceBook:
         return cls({model.model: model.price for model in models if model.price is not None})
+
+    def of(self, response: ModelResponse) -> Price:
+        """The price of one model response."""
+        return self.price(response.model_name or "", response.provider_name, response.usage)
+
+    @staticmethod
+    def total(prices: Iterable[Price]) -> Price:
+        """The sum of several calls' prices, with their combined status."""
+        nanousd = 0
+        status: CostStatus = "none"
+        for price in prices:
+            nanousd += price.nanousd
+            status = combine_status(status, price.status)
+        return Price(nanousd, status)
 
     def price(self, model_name: str, provider: str | None, usage: RequestUsage) -> Price:
         override = self.overrides.get(model_name)
@@ -98,6 +113,19 @@ def price_call(model_name: str, provider: str | None, usage: RequestUsage) -> Pr
         except LookupError:
             return Price(0, "unknown_model")
     return Price(int((calc.total_price * _NANO).to_integral_value()), "priced")
+
+
+def context_window_of(model_name: str, provider: str | None) -> int | None:
+    """The model's context window in tokens according to genai-prices, or None when unknown."""
+    for provider_id in (provider, None) if provider else (None,):
+        try:
+            window: int | None = calc_price(
+                RequestUsage(), model_name, provider_id=provider_id
+            ).model.context_window
+        except LookupError:
+            continue
+        return window
+    return None
 
 
 def combine_status(current: CostStatus, new: CostStatus) -> CostStatus:

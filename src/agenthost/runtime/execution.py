@@ -250,6 +250,8 @@ def _now() -> datetime:
 
 def _classify(exc: Exception) -> tuple[str, dict[str, Any]]:
     """`dead` (resumable: an external failure) or `failed` (the agent stopped by rule), and why."""
+    if isinstance(exc, ModelError) and exc.code == "context_length_exceeded":
+        return "failed", {"code": exc.code, "message": exc.message, **(exc.details or {})}
     if isinstance(exc, (ModelError, ToolError)):
         return "dead", {"code": exc.code, "message": exc.message, **(exc.details or {})}
     if isinstance(exc, UsageLimitExceeded):

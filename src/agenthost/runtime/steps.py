@@ -31,6 +31,7 @@ from pydantic_core import to_jsonable_python
 
 from agenthost.errors import ModelError, ToolError
 from agenthost.gateway.chain import AllModelsUnavailableError
+from agenthost.gateway.context import ContextOverflowError, side_calls
 from agenthost.gateway.pricing import combine_status
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ async def model_step(
             run.emit("text.delta", {"delta": delta})
     if "error" in record:
         error = {**record["error"], "step": record.get("step"), "seq": first_seq}
-        raise ModelError(record["error"]["message"], details=error)
+        raise ModelError(record["error"]["message"], code=record["error"]["code"], details=error)
     response = _RESPONSE.validate_python([record["response"]])[0]
     assert isinstance(response, _messages.ModelResponse)
     run.model_steps += 1
@@ -103,6 +104,12 @@ async def model_step(
     return response
 
 
+_ERROR_CODES: dict[type[Exception], str] = {
+    AllModelsUnavailableError: "all_models_unavailable",
+    ContextOverflowError: "context_length_exceeded",
+}
+
+
 async def _stream_model(
     run: RunExecution,
     model: Model,
@@ -113,21 +120,24 @@ async def _stream_model(
     deltas: list[str] = []
     started = time.perf_counter()
     try:
-        async with model.request_stream(messages, settings, parameters) as stream:
-            async for event in stream:
-                text = _text_of(event)
-                if text:
-                    deltas.append(text)
-                    run.emit("text.delta", {"delta": text})
-            response = stream.get()
+        with side_calls() as summaries:
+            async with model.request_stream(messages, settings, parameters) as stream:
+                async for event in stream:
+                    text = _text_of(event)
+                    if text:
+                        deltas.append(text)
+                        run.emit("text.delta", {"delta": text})
+                response = stream.get()
     except ModelAPIError as exc:
-        code = "all_models_unavailable" if isinstance(exc, AllModelsUnavailableError) else "model_error"
+        code = _ERROR_CODES.get(type(exc), "model_error")
         error: dict[str, Any] = {"code": code, "message": str(exc), "model": model.model_name}
         if isinstance(exc, ModelHTTPError):
             error["status_code"] = exc.status_code
         return {"error": error, "deltas": deltas, "duration_ms": _ms(started)}
     prices = run.runtime.registry.gateway.prices
     price = prices.price(response.model_name or model.model_name, response.provider_name, response.usage)
+    # Summaries written to fit the context are part of this step's cost.
+    price = prices.total([price, *(prices.of(summary) for summary in summaries)])
     return {
         "response": _RESPONSE.dump_python([response], mode="json")[0],
         "deltas": deltas,

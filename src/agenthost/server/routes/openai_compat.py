@@ -18,10 +18,11 @@ from pydantic_ai import messages as _messages
 from pydantic_ai.exceptions import ModelAPIError
 from starlette.responses import Response
 
-from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError
+from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError, RequestError
 from agenthost.gateway.breaker import BreakerOpenError
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.chain import AllModelsUnavailableError
+from agenthost.gateway.context import ContextOverflowError, side_calls
 from agenthost.gateway.openai_format import (
     ChatCompletionRequest,
     ChunkWriter,
@@ -75,10 +76,11 @@ async def chat_completions(
 # --- passthrough ---------------------------------------------------------------------------------
 
 
-def _cost(runtime: Runtime, response: _messages.ModelResponse) -> dict[str, Any]:
-    price = runtime.registry.gateway.prices.price(
-        response.model_name or "", response.provider_name, response.usage
-    )
+def _cost(
+    runtime: Runtime, response: _messages.ModelResponse, summaries: list[_messages.ModelResponse]
+) -> dict[str, Any]:
+    prices = runtime.registry.gateway.prices
+    price = prices.total(prices.of(call) for call in [response, *summaries])
     return {
         "served_by": response.model_name,
         "cost": {"usd": price.nanousd / 1e9, "nanousd": price.nanousd, "status": price.status},
@@ -86,6 +88,8 @@ def _cost(runtime: Runtime, response: _messages.ModelResponse) -> dict[str, Any]
 
 
 def _model_error(exc: ModelAPIError) -> AgentHostError:
+    if isinstance(exc, ContextOverflowError):
+        return RequestError(str(exc), code=exc.code)
     if isinstance(exc, AllModelsUnavailableError):
         return ModelError(str(exc), code="all_models_unavailable", status=503)
     if isinstance(exc, BreakerOpenError):
@@ -100,7 +104,8 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
     settings, parameters = to_settings(body), to_parameters(body)
     if not body.stream:
         try:
-            response = await model.request(messages, settings, parameters)
+            with side_calls() as summaries:
+                response = await model.request(messages, settings, parameters)
         except ModelAPIError as exc:
             raise _model_error(exc) from exc
         text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart)) or None
@@ -114,13 +119,14 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
                 finish_reason=finish_reason_of(response),
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
-                agenthost=_cost(runtime, response),
+                agenthost=_cost(runtime, response, summaries),
             )
         )
     stream = model.request_stream(messages, settings, parameters)
     try:
         # Opened here (the gateway waits for the first event) so a failure is still an HTTP error.
-        opened = await stream.__aenter__()
+        with side_calls() as summaries:
+            opened = await stream.__aenter__()
     except ModelAPIError as exc:
         raise _model_error(exc) from exc
     writer = ChunkWriter(completion_id(), body.model)
@@ -138,7 +144,9 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
             yield writer.finish(finish_reason_of(response))
             if usage:
                 yield writer.usage(
-                    response.usage.input_tokens, response.usage.output_tokens, _cost(runtime, response)
+                    response.usage.input_tokens,
+                    response.usage.output_tokens,
+                    _cost(runtime, response, summaries),
                 )
             yield writer.done()
         except ModelAPIError as exc:
