@@ -4,6 +4,7 @@ Routes: ``POST /v1/chat/completions``, ``POST /v1/messages`` (``?beta=true`` too
 ``POST /v1/messages/count_tokens``, ``GET /v1/models``, ``GET /health``, ``GET /_mock/stats``,
 ``POST /_mock/reset`` (body ``{"knobs": true}`` also restores the start-up config),
 ``GET|POST /_mock/config`` (POST body: any :class:`MockLLMConfig` fields to override).
+``POST /v1/embeddings`` is :mod:`.embeddings_wire`, counted apart in ``app.state.embeddings``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.routing import Route
 from agenthost.testing.mock_llm.anthropic_wire import AnthropicWire
 from agenthost.testing.mock_llm.behaviour import DEFAULT_SCENARIO, MockEngine
 from agenthost.testing.mock_llm.config import MockLLMConfig
+from agenthost.testing.mock_llm.embeddings_wire import EmbeddingsEndpoint
 from agenthost.testing.mock_llm.exchange import ERROR_STATUS, ErrorKind, MockRequestError
 from agenthost.testing.mock_llm.openai_wire import OpenAIWire
 
@@ -248,10 +250,12 @@ def create_mock_app(config: MockLLMConfig | None = None) -> Starlette:
     """
     engine = MockEngine(config or MockLLMConfig())
     endpoints = _Endpoints(engine)
+    embeddings = EmbeddingsEndpoint()
     logging.getLogger("uvicorn.error").addFilter(_STREAM_CUT_FILTER)
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", endpoints.chat_completions, methods=["POST"]),
+            Route("/v1/embeddings", embeddings.create, methods=["POST"]),
             Route("/v1/messages", endpoints.messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", endpoints.count_tokens, methods=["POST"]),
             Route("/v1/models", endpoints.models, methods=["GET"]),
@@ -262,4 +266,5 @@ def create_mock_app(config: MockLLMConfig | None = None) -> Starlette:
         ]
     )
     app.state.engine = engine
+    app.state.embeddings = embeddings
     return app
