@@ -6,13 +6,15 @@ Postgres database, both pointed at the mock LLM.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from agenthost.testing import MockLLMServer, load_script
-from tests.harness import Server, postgres_database, server_config
+from tests.harness import REDIS_URL, Server, postgres_database, require_service, server_config
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -48,3 +50,18 @@ def server(
     srv = Server(workdir, server_config(database_url, mock_server.url)).start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A fresh key prefix on the local Redis, its keys deleted afterwards (skips or fails without Redis)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        require_service("Redis on 127.0.0.1:6379", exc)
+    prefix = f"agenthost-test-{secrets.token_hex(4)}"
+    yield prefix
+    for key in client.scan_iter(f"{prefix}:*"):
+        client.delete(key)
+    client.close()

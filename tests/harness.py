@@ -55,6 +55,9 @@ def metric_value(exposition: str, name: str, **labels: str) -> float:
     return total
 
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

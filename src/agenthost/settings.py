@@ -261,6 +261,22 @@ class CacheSettings(_Section):
         default=False,
         description="Let different users' identical requests share answers (off: keyed by user).",
     )
+    semantic: bool = Field(
+        default=False,
+        description="Also answer paraphrases of an earlier last question (embedding similarity); "
+        "needs `enabled`.",
+    )
+    semantic_threshold: float = Field(
+        0.9, gt=0, le=1, description="Cosine similarity at or above which a paraphrase is a hit."
+    )
+    semantic_embeddings: str = Field(
+        "local",
+        description="`local` (all-MiniLM-L6-v2 on the CPU, `[semantic]` extra) or a `[models]` name "
+        "whose `model` is an embedding model served over the OpenAI embeddings API.",
+    )
+    semantic_max_entries: int = Field(
+        1000, ge=1, description="Newest entries compared per lookup (per model, tenant and context)."
+    )
 
 
 class RoutingSettings(_Section):
@@ -370,6 +386,19 @@ class Settings(BaseSettings):
                     known = sorted(self.models)
                     msg = f"models.{name}.fallbacks: {fallback!r} is not another name in [models]: {known}"
                     raise ValueError(msg)
+        return self
+
+    @model_validator(mode="after")
+    def _semantic_cache(self) -> Settings:
+        cache = self.cache
+        if cache.semantic and not cache.enabled:
+            msg = "cache.semantic needs cache.enabled = true"
+            raise ValueError(msg)
+        name = cache.semantic_embeddings
+        usable = name == "local" or (name in self.models and self.models[name].provider == "openai")
+        if cache.semantic and not usable:
+            msg = f"cache.semantic_embeddings: {name!r} is neither `local` nor an openai [models] entry"
+            raise ValueError(msg)
         return self
 
     @model_validator(mode="after")

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import redis
-from tests.harness import Server, require_service, server_config, wait_for_status
+from tests.harness import REDIS_URL, Server, server_config, wait_for_status
 
 from agenthost.testing import MockLLMServer
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        require_service("Redis on 127.0.0.1:6379", exc)
-    prefix = f"agenthost-test-{secrets.token_hex(4)}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
-    client.close()
 
 
 def test_breaker_state_is_shared_across_two_server_processes(

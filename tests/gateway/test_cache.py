@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelAPIError
-from tests.harness import REPO, Server, require_service, server_config
+from tests.harness import REDIS_URL, REPO, Server, server_config
 
 from agenthost.gateway.cache import CACHE_PROVIDER, SqlCacheStore, cache_scope
 from agenthost.gateway.models import Gateway
@@ -20,8 +18,6 @@ from agenthost.settings import Settings
 from agenthost.storage.engine import create_app_engine, database_urls
 from agenthost.storage.migrate import upgrade
 from agenthost.testing import MockLLMServer
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture
@@ -127,20 +123,6 @@ async def test_errors_and_disabled_scopes_are_not_cached(sql_gateway: Any, mock:
     _, response = await ask(model)
     assert response.provider_name != CACHE_PROVIDER
     assert mock.stats()["total_calls"] == 3
-
-
-@pytest.fixture
-def redis_prefix() -> Iterator[str]:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        require_service("Redis on 127.0.0.1:6379", exc)
-    prefix = f"agenthost-test-{secrets.token_hex(4)}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
-    client.close()
 
 
 async def test_redis_store_is_shared_by_replicas(mock: MockLLMServer, redis_prefix: str) -> None:

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
 from pydantic_ai import _utils
@@ -33,6 +33,9 @@ from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
 from agenthost.observability.metrics import CACHE_LOOKUPS
+
+if TYPE_CHECKING:
+    from agenthost.gateway.semantic import SemanticCache
 
 __all__ = [
     "CACHE_PROVIDER",
@@ -206,25 +209,46 @@ def _cacheable(response: _messages.ModelResponse) -> bool:
     return response.finish_reason in (None, "stop", "tool_call") and bool(response.parts)
 
 
-def _hit(stored: bytes) -> _messages.ModelResponse:
+def _hit(stored: bytes, details: dict[str, Any]) -> _messages.ModelResponse:
     response = _RESPONSE.validate_json(stored)[0]
     assert isinstance(response, _messages.ModelResponse)
     response.provider_name = CACHE_PROVIDER
+    response.provider_details = details
     response.usage = RequestUsage()  # nothing was spent
     return response
+
+
+@dataclass
+class _Semantic:
+    """A pending semantic lookup: where to store the answer, and the prompt's vector."""
+
+    partition: str
+    vector: Any
 
 
 class CacheModel(WrapperModel):
     """Answers from the store when the same request was answered before; stores new answers."""
 
     def __init__(
-        self, wrapped: Model, name: str, store: CacheStore, *, ttl_seconds: float, shared: bool
+        self,
+        wrapped: Model,
+        name: str,
+        store: CacheStore,
+        *,
+        ttl_seconds: float,
+        shared: bool,
+        semantic: SemanticCache | None = None,
     ) -> None:
         super().__init__(wrapped)
         self.name = name
         self.store = store
         self.ttl_seconds = ttl_seconds
         self.shared = shared
+        self.semantic = semantic
+
+    def _tenant(self) -> tuple[bool, str | None]:
+        scope = _scope.get()
+        return scope.enabled, None if self.shared else scope.tenant
 
     def _key(
         self,
@@ -232,19 +256,43 @@ class CacheModel(WrapperModel):
         settings: ModelSettings | None,
         params: ModelRequestParameters,
     ) -> str | None:
-        scope = _scope.get()
-        if not scope.enabled:
+        enabled, tenant = self._tenant()
+        if not enabled:
             return None
-        return request_key(self.name, messages, settings, params, None if self.shared else scope.tenant)
+        return request_key(self.name, messages, settings, params, tenant)
+
+    async def _find(
+        self,
+        key: str,
+        messages: list[_messages.ModelMessage],
+        settings: ModelSettings | None,
+        params: ModelRequestParameters,
+    ) -> tuple[_messages.ModelResponse | None, _Semantic | None]:
+        """An answer from the exact cache, else from the semantic cache; else what to store later."""
+        if (stored := await self._lookup(key)) is not None:
+            return _hit(stored, {"cache": "exact"}), None
+        semantic = self.semantic
+        if semantic is None or (text := semantic.prompt(messages)) is None:
+            return None, None
+        partition = semantic.partition(self.name, messages, settings, params, self._tenant()[1])
+        match, vector = await semantic.lookup(partition, text)
+        CACHE_LOOKUPS.labels("semantic", "miss" if match is None else "hit").inc()
+        if match is not None:
+            return _hit(match.value, {"cache": "semantic", "similarity": round(match.similarity, 4)}), None
+        return None, None if vector is None else _Semantic(partition, vector)
+
+    async def _keep(self, key: str, pending: _Semantic | None, response: _messages.ModelResponse) -> None:
+        if not _cacheable(response):
+            return
+        value = _RESPONSE.dump_json([response])
+        await self.store.set(key, value, self.ttl_seconds)
+        if pending is not None and self.semantic is not None:
+            await self.semantic.add(pending.partition, pending.vector, value)
 
     async def _lookup(self, key: str) -> bytes | None:
         stored = await self.store.get(key)
         CACHE_LOOKUPS.labels("exact", "miss" if stored is None else "hit").inc()
         return stored
-
-    async def _store(self, key: str, response: _messages.ModelResponse) -> None:
-        if _cacheable(response):
-            await self.store.set(key, _RESPONSE.dump_json([response]), self.ttl_seconds)
 
     async def request(
         self,
@@ -253,11 +301,13 @@ class CacheModel(WrapperModel):
         model_request_parameters: ModelRequestParameters,
     ) -> _messages.ModelResponse:
         key = self._key(messages, model_settings, model_request_parameters)
-        if key is not None and (stored := await self._lookup(key)) is not None:
-            return _hit(stored)
+        if key is None:
+            return await self.wrapped.request(messages, model_settings, model_request_parameters)
+        found, pending = await self._find(key, messages, model_settings, model_request_parameters)
+        if found is not None:
+            return found
         response = await self.wrapped.request(messages, model_settings, model_request_parameters)
-        if key is not None:
-            await self._store(key, response)
+        await self._keep(key, pending, response)
         return response
 
     @asynccontextmanager
@@ -269,12 +319,17 @@ class CacheModel(WrapperModel):
         run_context: RunContext[Any] | None = None,
     ) -> AsyncGenerator[StreamedResponse]:
         key = self._key(messages, model_settings, model_request_parameters)
-        if key is not None and (stored := await self._lookup(key)) is not None:
-            yield CachedStreamedResponse(model_request_parameters, _stored=_hit(stored))
+        found, pending = (
+            (None, None)
+            if key is None
+            else await self._find(key, messages, model_settings, model_request_parameters)
+        )
+        if found is not None:
+            yield CachedStreamedResponse(model_request_parameters, _stored=found)
             return
         async with self.wrapped.request_stream(
             messages, model_settings, model_request_parameters, run_context
         ) as response:
             yield response
         if key is not None:
-            await self._store(key, response.get())
+            await self._keep(key, pending, response.get())

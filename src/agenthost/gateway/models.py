@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.settings import ModelSettings
@@ -24,8 +24,10 @@ from agenthost.gateway.breaker import BreakerStore, MemoryBreakerStore
 from agenthost.gateway.cache import CacheModel, CacheStore, RedisCacheStore, SqlCacheStore
 from agenthost.gateway.chain import ChainModel, guard
 from agenthost.gateway.context import ContextModel, OverflowStrategy
+from agenthost.gateway.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from agenthost.gateway.local import LocalLlamaModel, local_model_available
 from agenthost.gateway.pricing import PriceBook, context_window_of
+from agenthost.gateway.semantic import RedisSemanticStore, SemanticCache, SqlSemanticStore
 from agenthost.settings import LocalModelSettings, ModelConfig, Settings
 
 __all__ = ["Gateway", "ResolvedModel", "build_provider_model", "env_secret"]
@@ -120,17 +122,40 @@ def _local_model(local: LocalModelSettings) -> Model:
     )
 
 
-def stores(settings: Settings) -> tuple[BreakerStore, CacheStore]:
-    """Breakers and cache in Redis when `[redis] url` is set (shared by replicas), else local/database."""
+def _embedder(settings: Settings) -> Embedder:
+    name = settings.cache.semantic_embeddings
+    if name == "local":
+        return MiniLMEmbedder()
+    cfg = settings.models[name]
+    key = cfg.api_key.get_secret_value() if cfg.api_key is not None else env_secret("OPENAI_API_KEY")
+    return OpenAIEmbedder(cfg.model, cfg.base_url, key, cfg.timeout)
+
+
+def _semantic(settings: Settings, redis: Any) -> SemanticCache | None:
+    cache = settings.cache
+    if not cache.semantic:
+        return None
+    store = SqlSemanticStore() if redis is None else RedisSemanticStore(redis, settings.redis.key_prefix)
+    return SemanticCache(
+        _embedder(settings),
+        store,
+        threshold=cache.semantic_threshold,
+        max_entries=cache.semantic_max_entries,
+        ttl_seconds=cache.ttl_seconds,
+    )
+
+
+def stores(settings: Settings) -> tuple[BreakerStore, CacheStore, SemanticCache | None]:
+    """Breakers and caches in Redis when `[redis] url` is set (shared by replicas), else local/database."""
     if settings.redis.url is None:
-        return MemoryBreakerStore(), SqlCacheStore()
+        return MemoryBreakerStore(), SqlCacheStore(), _semantic(settings, None)
     from redis.asyncio import from_url  # noqa: PLC0415 - only deployments with Redis load the client
 
     from agenthost.gateway.breaker_redis import RedisBreakerStore  # noqa: PLC0415
 
     client = from_url(settings.redis.url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0)
     prefix = settings.redis.key_prefix
-    return RedisBreakerStore(client, prefix), RedisCacheStore(client, prefix)
+    return RedisBreakerStore(client, prefix), RedisCacheStore(client, prefix), _semantic(settings, client)
 
 
 @dataclass
@@ -140,13 +165,25 @@ class Gateway:
     settings: Settings
     breakers: BreakerStore = field(init=False)
     cache_store: CacheStore = field(init=False)
+    semantic: SemanticCache | None = field(init=False)
     prices: PriceBook = field(init=False)
     _chains: dict[str, ResolvedModel] = field(default_factory=dict, init=False)
     _passthrough: dict[str, Model] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.breakers, self.cache_store = stores(self.settings)
+        self.breakers, self.cache_store, self.semantic = stores(self.settings)
         self.prices = PriceBook.from_models(self.settings.models.values())
+
+    def bind(self, engine: Any) -> None:
+        """Give the database-backed caches the server's engine (they are built before it)."""
+        for store in (self.cache_store, self.semantic.store if self.semantic else None):
+            if isinstance(store, (SqlCacheStore, SqlSemanticStore)):
+                store.bind(engine)
+
+    async def warm(self) -> None:
+        """Load what would otherwise slow the first request down (the local embedding model)."""
+        if self.semantic is not None and isinstance(self.semantic.embedder, MiniLMEmbedder):
+            await self.semantic.embedder.load()
 
     def cached(self, name: str, model: Model) -> Model:
         """`model` behind the exact response cache, when `[cache]` is enabled."""
@@ -154,7 +191,12 @@ class Gateway:
         if not cache.enabled:
             return model
         return CacheModel(
-            model, name, self.cache_store, ttl_seconds=cache.ttl_seconds, shared=cache.shared_across_tenants
+            model,
+            name,
+            self.cache_store,
+            ttl_seconds=cache.ttl_seconds,
+            shared=cache.shared_across_tenants,
+            semantic=self.semantic,
         )
 
     def chain(self, name: str) -> ChainModel:

@@ -10,7 +10,6 @@ import structlog
 from fastapi import FastAPI
 
 from agenthost._version import __version__
-from agenthost.gateway.cache import SqlCacheStore
 from agenthost.observability.metrics import MetricsMiddleware
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.recovery import RunRecovery
@@ -64,9 +63,8 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
             ThreadStore(engine),
         )
         install_runtime(runtime)
-        cache_store = registry.gateway.cache_store
-        if isinstance(cache_store, SqlCacheStore):
-            cache_store.bind(engine)
+        registry.gateway.bind(engine)
+        await registry.gateway.warm()
         service = RunService(runtime)
         app.state.runtime = runtime
         app.state.service = service

@@ -122,6 +122,17 @@ response_cache = sa.Table(
     sa.Index("ix_response_cache_expires", "expires_at"),
 )
 
+semantic_cache = sa.Table(
+    "semantic_cache",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("partition", sa.String(64), nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Index("ix_semantic_cache_partition", "partition", "expires_at"),
+)
+
 
 def row_dict(row: Any) -> dict[str, Any]:
     """A result row (`sa.Row` of any shape) as a plain dict."""
