@@ -35,6 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from agenthost.costs.config import RunLimits
 from agenthost.errors import ConfigError
 
 __all__ = [
@@ -198,6 +199,9 @@ class AgentConfig(_Section):
     tools: dict[str, ToolConfig] = Field(
         default_factory=dict, description="Per-tool execution semantics and approval, by tool name."
     )
+    limits: RunLimits | None = Field(
+        None, description="This agent's run limits, replacing `[limits]` (same keys)."
+    )
     routing: bool = Field(
         default=False,
         description="Choose each run's model by the complexity of its input (`[routing]` tiers).",
@@ -356,6 +360,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    limits: RunLimits = Field(default_factory=RunLimits)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

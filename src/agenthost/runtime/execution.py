@@ -27,6 +27,7 @@ from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agenthost.costs.guard import BudgetExceededError, RunTotals, effective_limits
 from agenthost.errors import ModelError, ToolError
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.pricing import CostStatus
@@ -62,9 +63,21 @@ class RunExecution:
         self.cost_nanousd = 0
         self.cost_status: CostStatus = "none"
         self.model_name: str | None = None
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.active_seconds = 0.0
+        self.last_text = ""
         agent_config = runtime.settings.agents.get(spec.agent)
+        self.limits = effective_limits(
+            runtime.settings.limits, agent_config.limits if agent_config else None, spec.limits
+        )
         self._tools = agent_config.tools if agent_config is not None else {}
         self.thread_id = spec.thread_id
+
+    def totals(self) -> RunTotals:
+        """What the run has used so far (from its recorded steps), for the guard."""
+        tokens = self.input_tokens + self.output_tokens
+        return RunTotals(self.cost_nanousd, self.model_steps, self.tool_steps, tokens, self.active_seconds)
 
     def emit(self, type_: str, data: dict[str, Any], *, live: bool = True) -> RunEvent:
         """Queue an event for storage and (unless `live` is False) publish it now.
@@ -123,7 +136,10 @@ class RunExecution:
                 {"status": status, "error": error, **self._totals(None)},
                 live=False,
             )
-            summary = await self._finish({"status": status, "error": error}, last=last)
+            values: dict[str, Any] = {"status": status, "error": error, **self._counted()}
+            if isinstance(exc, BudgetExceededError) and self.last_text:
+                values["output"] = self.last_text  # what it produced before the limit
+            summary = await self._finish(values, last=last)
             _log.warning(
                 "run_ended", run_id=self.run_id, status=status, code=error["code"], message=error["message"]
             )
@@ -194,8 +210,17 @@ class RunExecution:
         stored = await DBOS.run_step_async({"name": "thread:load"}, load)
         return _MESSAGES.validate_python(stored) if stored else None
 
+    def _counted(self) -> dict[str, int]:
+        """The usage columns of a run that ended early, from its recorded steps."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "requests": self.model_steps,
+            "tool_calls": self.tool_steps,
+        }
+
     def _totals(self, usage: dict[str, int] | None) -> dict[str, Any]:
-        usage = usage or {}
+        usage = usage or self._counted()
         input_tokens = usage.get("input_tokens", 0)
         output_tokens = usage.get("output_tokens", 0)
         return {
@@ -250,6 +275,8 @@ def _now() -> datetime:
 
 def _classify(exc: Exception) -> tuple[str, dict[str, Any]]:
     """`dead` (resumable: an external failure) or `failed` (the agent stopped by rule), and why."""
+    if isinstance(exc, BudgetExceededError):
+        return "failed", {"code": exc.code, "message": exc.message, **(exc.details or {})}
     if isinstance(exc, ModelError) and exc.code == "context_length_exceeded":
         return "failed", {"code": exc.code, "message": exc.message, **(exc.details or {})}
     if isinstance(exc, (ModelError, ToolError)):

@@ -27,4 +27,6 @@ class RunSpec(BaseModel):
     """The complexity tier whose model serves this run (agents with `routing = true`)."""
     history: list[Any] | None = None
     """Earlier messages given with the request (pydantic-ai JSON form), e.g. by `/v1/chat/completions`."""
+    limits: dict[str, Any] | None = None
+    """Limits the request asked for; they only lower the configured ones."""
     queued: bool = False

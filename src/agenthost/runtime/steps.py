@@ -27,11 +27,14 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext, ToolDefinition
+from pydantic_ai.usage import RequestUsage
 from pydantic_core import to_jsonable_python
 
+from agenthost.costs.guard import check_model_call, check_tool_call
 from agenthost.errors import ModelError, ToolError
 from agenthost.gateway.chain import AllModelsUnavailableError
-from agenthost.gateway.context import ContextOverflowError, side_calls
+from agenthost.gateway.context import ContextOverflowError, estimate_tokens, side_calls
+from agenthost.gateway.models import primary_model
 from agenthost.gateway.pricing import combine_status
 
 if TYPE_CHECKING:
@@ -86,6 +89,11 @@ async def model_step(
     response = _RESPONSE.validate_python([record["response"]])[0]
     assert isinstance(response, _messages.ModelResponse)
     run.model_steps += 1
+    run.input_tokens += response.usage.input_tokens
+    run.output_tokens += response.usage.output_tokens
+    run.active_seconds += record["duration_ms"] / 1000
+    text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart))
+    run.last_text = text or run.last_text
     run.model_name = response.model_name or run.model_name
     run.cost_nanousd += record["cost_nanousd"]
     run.cost_status = combine_status(run.cost_status, record["cost_status"])
@@ -196,6 +204,7 @@ async def tool_step(
     first_seq = run.seq
     record = await DBOS.run_step_async({"name": f"tool:{name}"}, body)
     run.tool_steps += 1
+    run.active_seconds += record["duration_ms"] / 1000
     return _tool_outcome(run, base, record, resume_step, first_seq)
 
 
@@ -238,7 +247,14 @@ class DurableModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> _messages.ModelResponse:
-        return await model_step(self._run, self.wrapped, messages, model_settings, model_request_parameters)
+        run = self._run
+        output = (model_settings or {}).get("max_tokens") or run.limits.output_tokens_estimate
+        prompt = estimate_tokens(messages, model_request_parameters)
+        primary = primary_model(self.wrapped)
+        usage = RequestUsage(input_tokens=prompt, output_tokens=output)
+        estimate = run.runtime.registry.gateway.prices.price(primary.model_name, primary.system, usage)
+        check_model_call(run.limits, run.totals(), prompt + output, estimate.nanousd)
+        return await model_step(run, self.wrapped, messages, model_settings, model_request_parameters)
 
 
 class RunCapability(AbstractCapability[Any]):
@@ -261,6 +277,7 @@ class RunCapability(AbstractCapability[Any]):
             # pydantic-ai collects the call as a deferred approval request, then asks
             # `handle_deferred_tool_calls` below for the decisions, and re-runs approved calls here.
             raise ApprovalRequired(metadata={"agenthost": "approval"})
+        check_tool_call(self._run.limits, self._run.totals())
         return await tool_step(self._run, call, args, handler)
 
     async def handle_deferred_tool_calls(

@@ -12,6 +12,18 @@ __all__ = ["AgentInfo", "RunAccepted", "RunCreate", "RunList", "RunView", "SeedR
 MAX_INPUT_CHARS = 200_000
 
 
+class LimitsRequest(BaseModel):
+    """Run limits a request asks for; each only lowers the configured limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: float | None = Field(None, gt=0, le=1_000_000)
+    max_model_steps: int | None = Field(None, ge=1, le=100_000)
+    max_tool_calls: int | None = Field(None, ge=0, le=100_000)
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000_000)
+    max_seconds: float | None = Field(None, gt=0, le=31_536_000)
+
+
 class RunCreate(BaseModel):
     """Body of `POST /v1/agents/{agent}/run|stream|runs`."""
 
@@ -35,6 +47,9 @@ class RunCreate(BaseModel):
     )
     tier: Literal["simple", "medium", "complex"] | None = Field(
         None, description="Force the complexity tier of an agent that routes (otherwise it is classified)."
+    )
+    limits: LimitsRequest | None = Field(
+        None, description="Lower this run's limits (the configured ones can never be raised)."
     )
 
 
@@ -81,6 +96,7 @@ class RunError(BaseModel):
     code: str
     message: str
     step: int | None = Field(None, description="The checkpointed step that failed (`dead` runs).")
+    limit: str | None = Field(None, description="The limit or budget that stopped a `budget_exceeded` run.")
 
 
 class RunView(BaseModel):
@@ -150,7 +166,12 @@ def run_view(row: dict[str, Any]) -> dict[str, Any]:
         "tier": row.get("tier"),
         "input": (row.get("input") or {}).get("text", ""),
         "output": row.get("output"),
-        "error": {"code": error["code"], "message": error["message"], "step": error.get("step")}
+        "error": {
+            "code": error["code"],
+            "message": error["message"],
+            "step": error.get("step"),
+            "limit": error.get("limit"),
+        }
         if error
         else None,
         "model": row.get("model"),

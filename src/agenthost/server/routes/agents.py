@@ -27,6 +27,7 @@ def _spec(agent: str, body: RunCreate) -> RunSpec:
         metadata=body.metadata,
         thread_id=body.thread_id,
         tier=body.tier,
+        limits=body.limits.model_dump(exclude_none=True) if body.limits else None,
     )
 
 

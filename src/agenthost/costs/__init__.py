@@ -1,0 +1,1 @@
+"""Cost control: run guards, budgets, the spend ledger, reports and alerts."""
