@@ -6,7 +6,7 @@ UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 CONFIG ?= examples/support/agenthost.toml
 
-.PHONY: install demo test lint typecheck format pytest bench lock clean
+.PHONY: install demo test lint typecheck format pytest bench bench-gateway lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ pytest: install
 bench: install
 	$(BIN)/python bench/run_overhead.py
 	$(BIN)/python bench/durability.py
+
+## bench-gateway: passthrough overhead vs the mock and LiteLLM proxy (wrk; ~4 min, installs wrk if absent)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+bench-gateway: install
+	command -v wrk >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk)
+	$(BIN)/python bench/gateway_overhead.py $(BENCH_ARGS)
 
 ## lock: re-resolve requirements.lock after editing pyproject.toml
 lock:

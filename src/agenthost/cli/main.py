@@ -193,8 +193,17 @@ def mock_llm(  # noqa: PLR0917 - typer maps each parameter to an option
         str | None, typer.Option(help="Inject a fault into every call (or the first N).")
     ] = None,
     fault_first_n: Annotated[int | None, typer.Option(help="Only the first N calls fail.")] = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="Benchmark fast path: one fixed OpenAI completion, no scenarios.")
+    ] = False,
 ) -> None:
     """Serve the mock LLM (OpenAI and Anthropic wire protocols) for tests and benchmarks."""
+    if fast:
+        from agenthost.testing.mock_llm.fast import serve_fast
+
+        err.print(f"fast mock LLM on http://{host}:{port} (OpenAI: /v1/chat/completions, fixed reply)")
+        serve_fast(host=host, port=port)
+        return
     from pydantic import ValidationError
 
     from agenthost.testing import MockLLMConfig, load_script
