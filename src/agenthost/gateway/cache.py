@@ -32,6 +32,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
+from agenthost.gateway.pricing import CACHE_PROVIDER
 from agenthost.observability.metrics import CACHE_LOOKUPS
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ __all__ = [
     "request_key",
 ]
 
-CACHE_PROVIDER = "agenthost-cache"
 _RESPONSE = _messages.ModelMessagesTypeAdapter
 _SETTINGS_IN_KEY = ("max_tokens", "temperature", "top_p", "seed", "stop_sequences", "presence_penalty")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from genai_prices import calc_price
 from pydantic_ai.messages import ModelResponse
@@ -23,6 +23,8 @@ __all__ = ["CostStatus", "Price", "PriceBook", "combine_status", "context_window
 
 CostStatus = Literal["none", "priced", "free", "cached", "unknown_model", "partial"]
 _NANO = Decimal(1_000_000_000)
+CACHE_PROVIDER = "agenthost-cache"
+"""The provider name of answers from the response cache (priced 0, status `cached`)."""
 _FREE_PROVIDERS = frozenset({"local", "function", "test"})
 
 
@@ -51,6 +53,22 @@ class PriceBook:
     def of(self, response: ModelResponse) -> Price:
         """The price of one model response."""
         return self.price(response.model_name or "", response.provider_name, response.usage)
+
+    def record(self, response: ModelResponse, *also: ModelResponse) -> dict[str, Any]:
+        """What the ledger and the `usage` event keep of a call: model, provider, whether it came
+        from the response cache, tokens by kind, and its price (with `also`'s: context summaries)."""
+        price = self.total(self.of(call) for call in [response, *also])
+        usage = response.usage
+        return {
+            "model": response.model_name,
+            "provider": response.provider_name,
+            "cached": response.provider_name == CACHE_PROVIDER,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+            "cost": {"nanousd": price.nanousd, "status": price.status},
+        }
 
     @staticmethod
     def total(prices: Iterable[Price]) -> Price:
@@ -100,7 +118,7 @@ def price_call(model_name: str, provider: str | None, usage: RequestUsage) -> Pr
         >>> price_call("gpt-4o-mini", "openai", RequestUsage(input_tokens=1000, output_tokens=500))
         Price(nanousd=450000, status='priced')
     """
-    if provider == "agenthost-cache":
+    if provider == CACHE_PROVIDER:
         return Price(0, "cached")
     if provider in _FREE_PROVIDERS:
         return Price(0, "free")

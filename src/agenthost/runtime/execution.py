@@ -67,12 +67,20 @@ class RunExecution:
         self.output_tokens = 0
         self.active_seconds = 0.0
         self.last_text = ""
+        self._fork_step: int | None = None
         agent_config = runtime.settings.agents.get(spec.agent)
         self.limits = effective_limits(
             runtime.settings.limits, agent_config.limits if agent_config else None, spec.limits
         )
         self._tools = agent_config.tools if agent_config is not None else {}
         self.thread_id = spec.thread_id
+
+    async def inherited(self, step: int | None) -> bool:
+        """Whether `step` was copied from the run this one was forked from (read once, if needed)."""
+        if self._fork_step is None:
+            row = await self.runtime.store.get(self.run_id)
+            self._fork_step = (row or {}).get("fork_step") or 0
+        return step is not None and step < self._fork_step
 
     def totals(self) -> RunTotals:
         """What the run has used so far (from its recorded steps), for the guard."""

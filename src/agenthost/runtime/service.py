@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 from dbos import DBOS
+from pydantic_ai.messages import ModelResponse
 
 from agenthost.errors import ConflictError, NotFoundError
 from agenthost.gateway.routing import classify, classify_with_model
@@ -22,6 +23,7 @@ from agenthost.runtime.events import RunEvent, Subscription
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.spec import RunSpec
 from agenthost.runtime.workflow import start_run
+from agenthost.storage.ledger import LedgerStore, ledger_row
 from agenthost.storage.runs import TERMINAL_STATUSES, RunFilter
 
 __all__ = ["RunService", "Submission", "new_run_id"]
@@ -86,7 +88,7 @@ class RunService:
             spec = spec.model_copy(update={"queued": True})
         # Hashed as the caller sent it: a model classifier may answer differently on a retry.
         request_hash = _request_hash(spec)
-        spec = await self._route(spec)
+        spec, classifier = await self._route(spec)
         now = datetime.now(UTC)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
         row = {
@@ -104,6 +106,8 @@ class RunService:
             "started_at": None if spec.queued else now,
         }
         stored, created = await self.store.create(row)
+        if created and classifier is not None:
+            await self._ledger_classifier(run_id, spec, classifier, now)
         if not created:
             if stored["request_hash"] != request_hash:
                 msg = "this Idempotency-Key was already used with a different request body"
@@ -117,16 +121,18 @@ class RunService:
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
 
-    async def _route(self, spec: RunSpec) -> RunSpec:
-        """Pick the tier of a routed agent's run now, so that a replay uses the same model."""
+    async def _route(self, spec: RunSpec) -> tuple[RunSpec, ModelResponse | None]:
+        """Pick the tier of a routed agent's run now, so that a replay uses the same model; with
+        the classifier model's response, if one was asked."""
         config = self.runtime.settings.agents[spec.agent]
         if not config.routing:
-            return spec.model_copy(update={"tier": None})
+            return spec.model_copy(update={"tier": None}), None
         routing: dict[str, Any]
+        classifier: ModelResponse | None = None
         if spec.tier is not None:
             routing = {"tier": spec.tier, "source": "forced", "forced": True}
         elif self.runtime.settings.routing.classifier is not None:
-            routing = await self._classify_with_model(spec.input)
+            routing, classifier = await self._classify_with_model(spec.input)
         else:
             found = classify(spec.input)
             routing = {
@@ -139,9 +145,9 @@ class RunService:
         routing["model"] = model
         ROUTING_DECISIONS.labels(spec.agent, routing["tier"], model, routing["source"]).inc()
         metadata = {**(spec.metadata or {}), "routing": routing}
-        return spec.model_copy(update={"tier": routing["tier"], "metadata": metadata})
+        return spec.model_copy(update={"tier": routing["tier"], "metadata": metadata}), classifier
 
-    async def _classify_with_model(self, text: str) -> dict[str, Any]:
+    async def _classify_with_model(self, text: str) -> tuple[dict[str, Any], ModelResponse | None]:
         """The `[routing] classifier` model's tier, or the heuristic's when that model fails."""
         settings = self.runtime.settings.routing
         assert settings.classifier is not None
@@ -152,20 +158,35 @@ class RunService:
         except Exception as exc:
             found = classify(text)
             _log.warning("routing_classifier_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            return {
+            failed = {
                 "tier": found.tier,
                 "source": "heuristic",
                 "signals": list(found.signals),
                 "classifier_error": type(exc).__name__,
             }
-        price = gateway.prices.price(response.model_name or "", response.provider_name, response.usage)
-        return {
+            return failed, None
+        price = gateway.prices.of(response)
+        routing = {
             "tier": tier,
             "source": "classifier",
             "classifier": settings.classifier,
             "classifier_cost_nanousd": price.nanousd,
             "classifier_cost_status": price.status,
         }
+        return routing, response
+
+    async def _ledger_classifier(
+        self, run_id: str, spec: RunSpec, response: ModelResponse, at: datetime
+    ) -> None:
+        """The routing classifier's call, in the ledger under the run it routed (seq 0)."""
+        data = {
+            **self.runtime.registry.gateway.prices.record(response),
+            "agent": spec.agent,
+            "user_id": spec.user_id,
+            "tier": spec.tier,
+        }
+        row = ledger_row(source=run_id, seq=0, kind="classifier", usage=data, at=at, run_id=run_id)
+        await LedgerStore(self.store.engine).record([row])
 
     async def wait(self, submission: Submission, wait_seconds: float) -> dict[str, Any] | None:
         """The finished run's row, or None if it is still going after `wait_seconds`."""

@@ -32,6 +32,7 @@ from pydantic_core import to_jsonable_python
 
 from agenthost.costs.guard import check_model_call, check_tool_call
 from agenthost.errors import ModelError, ToolError
+from agenthost.gateway.cache import CACHE_PROVIDER
 from agenthost.gateway.chain import AllModelsUnavailableError
 from agenthost.gateway.context import ContextOverflowError, estimate_tokens, side_calls
 from agenthost.gateway.models import primary_model
@@ -97,10 +98,19 @@ async def model_step(
     run.model_name = response.model_name or run.model_name
     run.cost_nanousd += record["cost_nanousd"]
     run.cost_status = combine_status(run.cost_status, record["cost_status"])
+    # A fork's steps before its fork point replay the original run's calls: no new spend.
+    paid_here = executed or not await run.inherited(record.get("step"))
     run.emit(
         "usage",
         {
             "model": response.model_name,
+            "provider": response.provider_name,
+            "step": record.get("step"),
+            "agent": run.spec.agent,
+            "user_id": run.spec.user_id,
+            "tier": run.spec.tier,
+            "cached": response.provider_name == CACHE_PROVIDER,
+            "ledger": paid_here,
             "input_tokens": response.usage.input_tokens,
             "output_tokens": response.usage.output_tokens,
             "cache_read_tokens": response.usage.cache_read_tokens,

@@ -16,22 +16,22 @@ __all__ = ["IdempotencyKeyDep", "RecoveryDep", "RuntimeDep", "ServiceDep"]
 _MAX_KEY = 256
 
 
-def _runtime(request: Request) -> Runtime:
+async def _runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def _service(request: Request) -> RunService:
+async def _service(request: Request) -> RunService:
     service: RunService = request.app.state.service
     return service
 
 
-def _recovery(request: Request) -> RunRecovery:
+async def _recovery(request: Request) -> RunRecovery:
     recovery: RunRecovery = request.app.state.recovery
     return recovery
 
 
-def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
+async def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
     if idempotency_key is None:
         return None
     if not (0 < len(idempotency_key) <= _MAX_KEY) or not idempotency_key.isprintable():

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agenthost.storage.base import Store
+from agenthost.storage.ledger import LedgerStore, rows_from_events
 from agenthost.storage.tables import row_dict, run_events, runs
 
 __all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "RunFilter", "RunStore"]
@@ -182,6 +183,8 @@ class RunStore(Store):
         if events:
             statement = self.insert(run_events).on_conflict_do_nothing(index_elements=["run_id", "seq"])
             await conn.execute(statement, list(events))
+            # Each model call's ledger row lands with the event that reports it.
+            await LedgerStore(self.engine).append(conn, rows_from_events(events))
 
     async def events_after(self, run_id: str, after_seq: int, limit: int = 1000) -> list[dict[str, Any]]:
         statement = (

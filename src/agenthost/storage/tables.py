@@ -122,6 +122,35 @@ response_cache = sa.Table(
     sa.Index("ix_response_cache_expires", "expires_at"),
 )
 
+spend_ledger = sa.Table(
+    "spend_ledger",
+    metadata,
+    # One row per model call. `source` is the run id (seq: the run event that reported the call;
+    # 0 for the run's routing classifier) or, for front-door passthrough calls, the completion id.
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("step", sa.Integer, nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("agent", sa.String(64), nullable=True),
+    sa.Column("user_id", sa.String(256), nullable=True),
+    sa.Column("key_id", sa.String(64), nullable=True),
+    sa.Column("team", sa.String(128), nullable=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=True),
+    sa.Column("tier", sa.String(16), nullable=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_read_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cache_write_tokens", sa.BigInteger, nullable=False),
+    sa.Column("cost_nanousd", sa.BigInteger, nullable=False),
+    sa.Column("cost_status", sa.String(16), nullable=False),
+    sa.Column("cached", sa.Boolean, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_spend_ledger_created", "created_at"),
+    sa.Index("ix_spend_ledger_run", "run_id"),
+)
+
 semantic_cache = sa.Table(
     "semantic_cache",
     metadata,

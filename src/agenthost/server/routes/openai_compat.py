@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_ai import messages as _messages
 from pydantic_ai.exceptions import ModelAPIError
+from pydantic_ai.models import StreamedResponse
 from starlette.responses import Response
 
 from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError, RequestError
@@ -37,6 +40,7 @@ from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService
 from agenthost.runtime.spec import RunSpec
 from agenthost.server.deps import RuntimeDep, ServiceDep
+from agenthost.storage.ledger import LedgerStore, ledger_row
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -76,15 +80,19 @@ async def chat_completions(
 # --- passthrough ---------------------------------------------------------------------------------
 
 
-def _cost(
-    runtime: Runtime, response: _messages.ModelResponse, summaries: list[_messages.ModelResponse]
+async def _account(
+    runtime: Runtime,
+    completion: str,
+    body: ChatCompletionRequest,
+    response: _messages.ModelResponse,
+    summaries: list[_messages.ModelResponse],
 ) -> dict[str, Any]:
-    prices = runtime.registry.gateway.prices
-    price = prices.total(prices.of(call) for call in [response, *summaries])
-    return {
-        "served_by": response.model_name,
-        "cost": {"usd": price.nanousd / 1e9, "nanousd": price.nanousd, "status": price.status},
-    }
+    """Price the call (with any context summaries it needed) and write its ledger row."""
+    record = {**runtime.registry.gateway.prices.record(response, *summaries), "user_id": body.user}
+    row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=record)
+    await LedgerStore(runtime.engine).record([row])
+    nanousd = record["cost"]["nanousd"]
+    return {"served_by": response.model_name, "cost": {"usd": nanousd / 1e9, **record["cost"]}}
 
 
 def _model_error(exc: ModelAPIError) -> AgentHostError:
@@ -110,19 +118,26 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
             raise _model_error(exc) from exc
         text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart)) or None
         calls = [p for p in response.parts if isinstance(p, _messages.ToolCallPart)]
+        completion = completion_id()
+        accounted = await _account(runtime, completion, body, response, summaries)
         return JSONResponse(
             completion_body(
-                completion=completion_id(),
+                completion=completion,
                 model=body.model,
                 text=text,
                 tool_calls=calls,
                 finish_reason=finish_reason_of(response),
                 input_tokens=response.usage.input_tokens,
                 output_tokens=response.usage.output_tokens,
-                agenthost=_cost(runtime, response, summaries),
+                agenthost=accounted,
             )
         )
-    stream = model.request_stream(messages, settings, parameters)
+    return await _passthrough_stream(body, runtime, model.request_stream(messages, settings, parameters))
+
+
+async def _passthrough_stream(
+    body: ChatCompletionRequest, runtime: Runtime, stream: AbstractAsyncContextManager[StreamedResponse]
+) -> Response:
     try:
         # Opened here (the gateway waits for the first event) so a failure is still an HTTP error.
         with side_calls() as summaries:
@@ -134,6 +149,7 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
 
     async def chunks() -> AsyncIterator[str]:
         failure: BaseException | None = None
+        accounted: dict[str, Any] | None = None
         try:
             yield writer.role()
             async for event in opened:
@@ -141,13 +157,10 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
                 if chunk is not None:
                     yield chunk
             response = opened.get()
+            accounted = await _account(runtime, writer.completion, body, response, summaries)
             yield writer.finish(finish_reason_of(response))
             if usage:
-                yield writer.usage(
-                    response.usage.input_tokens,
-                    response.usage.output_tokens,
-                    _cost(runtime, response, summaries),
-                )
+                yield writer.usage(response.usage.input_tokens, response.usage.output_tokens, accounted)
             yield writer.done()
         except ModelAPIError as exc:
             failure = exc
@@ -158,6 +171,10 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
             raise
         finally:
             await stream.__aexit__(type(failure) if failure else None, failure, None)
+            partial = opened.get()
+            if accounted is None and (partial.usage.input_tokens or partial.usage.output_tokens):
+                # Cut short (client gone, provider failed mid-way): what was used is still spent.
+                await _account(runtime, writer.completion, body, partial, summaries)
 
     return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)
 
