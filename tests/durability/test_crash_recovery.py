@@ -54,8 +54,13 @@ def test_sigkill_mid_run_loses_nothing_and_repeats_nothing_completed(
             assert [int(e.id or 0) for e in events] == list(range(1, len(events) + 1)), f"seed {seed}"
             if any(e.event == "tool.result" and e.json()["outcome"] == "unknown" for e in events):
                 unknown.add(prompt)
+        # The kill lost no spend: every recorded model call is in the ledger exactly once.
+        spend = client.get("/v1/costs", params={"from": "2000-01-01T00:00:00Z"}).json()["total"]
 
     assert [run["status"] for run in finished] == ["succeeded"] * RUNS, f"seed {seed}"
+    assert spend["calls"] == 3 * RUNS, f"seed {seed}"
+    assert spend["runs"] == RUNS, f"seed {seed}"
+    assert spend["nanousd"] == sum(run["cost"]["nanousd"] for run in finished) > 0, f"seed {seed}"
     assert [run["output"] for run in finished] == [f"done: {p}" for p in prompts], f"seed {seed}"
 
     conversations = mock.stats()["by_conversation"]

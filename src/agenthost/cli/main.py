@@ -16,6 +16,7 @@ from agenthost.cli.approvals import approvals_app
 from agenthost.cli.client import ApiClient, ApiError, default_url
 from agenthost.cli.common import ConfigOption, UrlOption, err, out
 from agenthost.cli.common import fail as _fail
+from agenthost.cli.costs import costs
 from agenthost.cli.runs import runs_app
 from agenthost.errors import AgentHostError
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(approvals_app, name="approvals")
+app.command("costs")(costs)
 
 
 def _version(value: bool) -> None:

@@ -19,7 +19,17 @@ from agenthost.runtime.service import RunService
 from agenthost.runtime.workflow import configure_dbos, launch_dbos, shutdown_dbos
 from agenthost.server.errors import install_error_handlers
 from agenthost.server.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from agenthost.server.routes import agents, approvals, health, metrics, openai_compat, runs, seed, threads
+from agenthost.server.routes import (
+    agents,
+    approvals,
+    costs,
+    health,
+    metrics,
+    openai_compat,
+    runs,
+    seed,
+    threads,
+)
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import create_app_engine, database_urls
@@ -91,6 +101,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    app.include_router(costs.router)
     app.include_router(agents.router)
     app.include_router(runs.router)
     app.include_router(openai_compat.router)
