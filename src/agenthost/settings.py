@@ -35,7 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agenthost.costs.config import RunLimits
+from agenthost.costs.config import LedgerSettings, RunLimits
 from agenthost.errors import ConfigError
 
 __all__ = [
@@ -361,6 +361,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     limits: RunLimits = Field(default_factory=RunLimits)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -4,8 +4,10 @@ against prices computed by hand; on SQLite and Postgres."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +120,36 @@ def test_ledger_and_report_match_hand_computed_prices(fresh: Server, mock: MockL
     assert "last 24 h" in cli.stdout
     assert runs[3]["id"] in cli.stdout
     assert "claude-haiku-4-5" in cli.stdout
+
+
+def test_ledger_rows_past_retention_are_purged_and_the_rest_kept(tmp_path: Path, mock: MockLLMServer) -> None:
+    database = tmp_path / "a.db"
+    config = server_config(f"sqlite:///{database}", mock.url, ledger={"retention_days": 30})
+    server = Server(tmp_path, config).start()
+    with server.client() as client:
+        client.post("/v1/agents/plain/run", json={"input": "recent"})
+    server.stop()
+    with sqlite3.connect(database) as db:
+        recent = db.execute("SELECT count(*) FROM spend_ledger").fetchone()[0]
+        (columns,) = [[c[1] for c in db.execute("PRAGMA table_info(spend_ledger)")]]
+        row = dict(zip(columns, db.execute("SELECT * FROM spend_ledger").fetchone(), strict=True))
+        for days in (29, 31, 400):
+            old = {
+                **row,
+                "source": f"old-{days}",
+                "created_at": (datetime.now(UTC) - timedelta(days=days)).isoformat(),
+            }
+            db.execute(
+                f"INSERT INTO spend_ledger ({', '.join(old)}) VALUES ({', '.join('?' * len(old))})",
+                list(old.values()),
+            )
+    server = Server(tmp_path, config).start()  # purges at start-up, then every minute
+    with server.client() as client:
+        report = client.get("/v1/costs", params={"from": "2000-01-01T00:00:00Z"}).json()
+    server.stop()
+    with sqlite3.connect(database) as db:
+        sources = {s for (s,) in db.execute("SELECT source FROM spend_ledger")}
+    assert recent == 1
+    assert "old-29" in sources
+    assert not {"old-31", "old-400"} & sources
+    assert report["total"]["calls"] == 2

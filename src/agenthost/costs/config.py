@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["RunLimits"]
+__all__ = ["LedgerSettings", "RunLimits"]
 
 
 class RunLimits(BaseModel):
@@ -26,4 +26,14 @@ class RunLimits(BaseModel):
         ge=1,
         description="Output tokens assumed for a model call that sets no `max_tokens`, when checking "
         "limits before the call.",
+    )
+
+
+class LedgerSettings(BaseModel):
+    """`[ledger]`: the spend ledger (one row per model call), kept apart from conversations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int = Field(
+        2557, ge=1, description="Rows older than this are deleted (default: 7 years, for financial records)."
     )

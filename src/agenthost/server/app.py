@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from fastapi import FastAPI
@@ -33,6 +34,7 @@ from agenthost.server.routes import (
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import create_app_engine, database_urls
+from agenthost.storage.ledger import LedgerStore
 from agenthost.storage.migrate import upgrade
 from agenthost.storage.runs import RunStore
 from agenthost.storage.threads import ThreadStore
@@ -83,7 +85,10 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
         configure_dbos(settings, urls)
         await launch_dbos(settings)
         writer.start()
-        reconcile = asyncio.create_task(_reconcile_loop(recovery), name="agenthost-reconcile")
+        retention = timedelta(days=settings.ledger.retention_days)
+        reconcile = asyncio.create_task(
+            _reconcile_loop(recovery, LedgerStore(engine), retention), name="agenthost-reconcile"
+        )
         _log.info("server_started", agents=[e.name for e in registry], version=__version__)
         try:
             yield
@@ -114,13 +119,19 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
     return app
 
 
-async def _reconcile_loop(recovery: RunRecovery, interval: float = 60.0) -> None:
-    """Settle lost and crash-looping runs at start-up, then every `interval` seconds."""
+async def _reconcile_loop(
+    recovery: RunRecovery, ledger: LedgerStore, retention: timedelta, interval: float = 60.0
+) -> None:
+    """Settle lost and crash-looping runs and purge ledger rows past retention, at start-up and
+    then every `interval` seconds."""
     while True:
         try:
             settled = await recovery.reconcile()
             if any(settled.values()):
                 _log.warning("runs_settled", **settled)
+            purged = await ledger.purge(datetime.now(UTC) - retention)
+            if purged:
+                _log.info("ledger_purged", rows=purged, retention_days=retention.days)
         except Exception:
             _log.exception("reconcile_failed")
         await asyncio.sleep(interval)
