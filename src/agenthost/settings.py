@@ -35,7 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agenthost.costs.config import LedgerSettings, RunLimits
+from agenthost.costs.config import AlertSettings, BudgetSettings, LedgerSettings, RunLimits
 from agenthost.errors import ConfigError
 
 __all__ = [
@@ -362,6 +362,8 @@ class Settings(BaseSettings):
     routing: RoutingSettings = Field(default_factory=RoutingSettings)
     limits: RunLimits = Field(default_factory=RunLimits)
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LedgerSettings", "RunLimits"]
+__all__ = ["AlertSettings", "BudgetLimit", "BudgetSettings", "LedgerSettings", "RunLimits"]
 
 
 class RunLimits(BaseModel):
@@ -37,3 +39,57 @@ class LedgerSettings(BaseModel):
     retention_days: int = Field(
         2557, ge=1, description="Rows older than this are deleted (default: 7 years, for financial records)."
     )
+
+
+class BudgetLimit(BaseModel):
+    """A spend limit per UTC day and per UTC month; unset = no limit for that period."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    daily_usd: float | None = Field(None, gt=0, description="Spend per UTC day, in USD.")
+    monthly_usd: float | None = Field(None, gt=0, description="Spend per UTC month, in USD.")
+
+
+class BudgetSettings(BaseModel):
+    """`[budgets]`: spend limits shared by every replica (database counters, or Redis when set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    total: BudgetLimit = Field(default_factory=BudgetLimit, description="All spend together.")
+    per_user: BudgetLimit = Field(
+        default_factory=BudgetLimit, description="Each user (`user_id` of runs and completions) on its own."
+    )
+    per_agent: BudgetLimit = Field(default_factory=BudgetLimit, description="Each agent on its own.")
+    users: dict[str, BudgetLimit] = Field(
+        default_factory=dict, description="Limits of named users, replacing `per_user` for them."
+    )
+    agents: dict[str, BudgetLimit] = Field(
+        default_factory=dict, description="Limits of named agents, replacing `per_agent` for them."
+    )
+    on_store_error: Literal["closed", "open"] = Field(
+        "closed",
+        description="When the budget store (Redis) cannot be reached: refuse calls (`closed`) or let "
+        "them through unbudgeted (`open`, logged).",
+    )
+
+
+class AlertSettings(BaseModel):
+    """`[alerts]`: spend alerts, each fired once per threshold and period, logged and sent to webhooks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget_thresholds: list[float] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0],
+        description="Fractions of each budget at which an alert fires (once per period).",
+    )
+    hourly_spend_usd: float | None = Field(
+        10.0, gt=0, description="Alert when all spend in one UTC hour exceeds this (once per hour)."
+    )
+    run_cost_usd: float | None = Field(
+        0.5, gt=0, description="Alert when one run costs more than this (cost-per-run anomaly)."
+    )
+    webhooks: list[str] = Field(
+        default_factory=list, description="URLs that get each alert as Slack-compatible JSON (`text`)."
+    )
+    webhook_attempts: int = Field(5, ge=1, le=20, description="Delivery attempts per webhook, with backoff.")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one delivery attempt.")

@@ -16,12 +16,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.usage import RequestUsage
+
 from agenthost.errors import RunError
+from agenthost.gateway.context import estimate_tokens
+from agenthost.gateway.models import primary_model
+from agenthost.gateway.pricing import PriceBook
 
 if TYPE_CHECKING:
     from agenthost.costs.config import RunLimits
 
-__all__ = ["BudgetExceededError", "Limits", "RunTotals", "effective_limits"]
+__all__ = ["BudgetExceededError", "Limits", "RunTotals", "effective_limits", "estimate_call"]
 
 
 class BudgetExceededError(RunError):
@@ -83,6 +90,21 @@ class RunTotals:
     tool_calls: int = 0
     tokens: int = 0
     seconds: float = 0.0
+
+
+def estimate_call(
+    prices: PriceBook,
+    model: Model,
+    messages: list[ModelMessage],
+    parameters: ModelRequestParameters,
+    output_tokens: int,
+) -> tuple[int, int]:
+    """(tokens, nano-USD) a call may use: its estimated prompt plus `output_tokens`, priced as the
+    model the gateway tries first."""
+    prompt = estimate_tokens(messages, parameters)
+    primary = primary_model(model)
+    usage = RequestUsage(input_tokens=prompt, output_tokens=output_tokens)
+    return prompt + output_tokens, prices.price(primary.model_name, primary.system, usage).nanousd
 
 
 def _exceeded(limit: str, value: Any, would_be: Any, unit: str = "") -> BudgetExceededError:

@@ -75,6 +75,15 @@ class RunExecution:
         self._tools = agent_config.tools if agent_config is not None else {}
         self.thread_id = spec.thread_id
 
+    async def _cost_anomaly(self) -> None:
+        """Alert (once per run) when the run cost more than `[alerts] run_cost_usd`."""
+        threshold = self.runtime.settings.alerts.run_cost_usd
+        if threshold is None or self.cost_nanousd <= threshold * 1e9:
+            return
+        message = f"run {self.run_id} of agent {self.spec.agent} cost ${self.cost_nanousd / 1e9:,.4f}"
+        data = {"run_id": self.run_id, "agent": self.spec.agent, "cost_nanousd": self.cost_nanousd}
+        await self.runtime.alerts.fire(f"run_cost:{self.run_id}", "run_cost", message, data)
+
     async def inherited(self, step: int | None) -> bool:
         """Whether `step` was copied from the run this one was forked from (read once, if needed)."""
         if self._fork_step is None:
@@ -273,6 +282,7 @@ class RunExecution:
             await self.runtime.store.finish(self.run_id, values, events, also=append_thread)
         self.runtime.bus.close(self.run_id)
         RUNS_FINISHED.labels(self.spec.agent, values["status"]).inc()
+        await self._cost_anomaly()
         self.runtime.bus.publish(last)
         return {key: value for key, value in values.items() if key != "completed_at"}
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agenthost.costs.alerts import Alerts
+from agenthost.costs.budgets import Budgets
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.registry import AgentRegistry
 from agenthost.settings import Settings
@@ -35,6 +37,8 @@ class Runtime:
     writer: EventWriter
     approvals: ApprovalStore
     threads: ThreadStore
+    budgets: Budgets
+    alerts: Alerts
     local_tasks: dict[str, asyncio.Task[object]] = field(default_factory=dict)
     """Runs executing in this process, so a cancel can interrupt them at once."""
     cancelled: set[str] = field(default_factory=set)

@@ -88,6 +88,8 @@ class RunService:
             spec = spec.model_copy(update={"queued": True})
         # Hashed as the caller sent it: a model classifier may answer differently on a retry.
         request_hash = _request_hash(spec)
+        # A spent budget refuses the run at once (402), before anything is written.
+        await self.runtime.budgets.ensure_open(spec.agent, spec.user_id)
         spec, classifier = await self._route(spec)
         now = datetime.now(UTC)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()

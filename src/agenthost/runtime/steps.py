@@ -27,15 +27,14 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext, ToolDefinition
-from pydantic_ai.usage import RequestUsage
 from pydantic_core import to_jsonable_python
 
-from agenthost.costs.guard import check_model_call, check_tool_call
+from agenthost.costs.budgets import BudgetUnavailableError
+from agenthost.costs.guard import BudgetExceededError, check_model_call, check_tool_call, estimate_call
 from agenthost.errors import ModelError, ToolError
 from agenthost.gateway.cache import CACHE_PROVIDER
 from agenthost.gateway.chain import AllModelsUnavailableError
-from agenthost.gateway.context import ContextOverflowError, estimate_tokens, side_calls
-from agenthost.gateway.models import primary_model
+from agenthost.gateway.context import ContextOverflowError, side_calls
 from agenthost.gateway.pricing import combine_status
 
 if TYPE_CHECKING:
@@ -66,8 +65,13 @@ async def model_step(
     messages: list[_messages.ModelMessage],
     settings: ModelSettings | None,
     parameters: ModelRequestParameters,
+    *,
+    estimate_nanousd: int,
 ) -> _messages.ModelResponse:
-    """Call the model as a checkpointed step; on replay, re-emit its recorded deltas."""
+    """Call the model as a checkpointed step; on replay, re-emit its recorded deltas.
+
+    The call's estimated cost is reserved on the run's budgets inside the step (so a replay
+    reserves nothing) and settled at its real cost when it returns."""
     first_seq = run.seq
     executed = False
 
@@ -75,7 +79,14 @@ async def model_step(
         nonlocal executed
         executed = True
         run.seq = first_seq
+        budgets = run.runtime.budgets
+        try:
+            reservation = await budgets.reserve(run.spec.agent, run.spec.user_id, estimate_nanousd)
+        except (BudgetExceededError, BudgetUnavailableError) as exc:
+            error = {"code": exc.code, "message": exc.message, **(exc.details or {})}
+            return {"error": error, "deltas": [], "duration_ms": 0.0, "step": DBOS.step_id}
         record = await _stream_model(run, model, messages, settings, parameters)
+        await budgets.settle(reservation, record.get("cost_nanousd", 0))
         record["step"] = DBOS.step_id
         return record
 
@@ -86,6 +97,8 @@ async def model_step(
             run.emit("text.delta", {"delta": delta})
     if "error" in record:
         error = {**record["error"], "step": record.get("step"), "seq": first_seq}
+        if error["code"] == BudgetExceededError.default_code:
+            raise BudgetExceededError(record["error"]["message"], details=error)
         raise ModelError(record["error"]["message"], code=record["error"]["code"], details=error)
     response = _RESPONSE.validate_python([record["response"]])[0]
     assert isinstance(response, _messages.ModelResponse)
@@ -259,12 +272,12 @@ class DurableModel(WrapperModel):
     ) -> _messages.ModelResponse:
         run = self._run
         output = (model_settings or {}).get("max_tokens") or run.limits.output_tokens_estimate
-        prompt = estimate_tokens(messages, model_request_parameters)
-        primary = primary_model(self.wrapped)
-        usage = RequestUsage(input_tokens=prompt, output_tokens=output)
-        estimate = run.runtime.registry.gateway.prices.price(primary.model_name, primary.system, usage)
-        check_model_call(run.limits, run.totals(), prompt + output, estimate.nanousd)
-        return await model_step(run, self.wrapped, messages, model_settings, model_request_parameters)
+        prices = run.runtime.registry.gateway.prices
+        tokens, nanousd = estimate_call(prices, self.wrapped, messages, model_request_parameters, output)
+        check_model_call(run.limits, run.totals(), tokens, nanousd)
+        return await model_step(
+            run, self.wrapped, messages, model_settings, model_request_parameters, estimate_nanousd=nanousd
+        )
 
 
 class RunCapability(AbstractCapability[Any]):

@@ -11,6 +11,8 @@ import structlog
 from fastapi import FastAPI
 
 from agenthost._version import __version__
+from agenthost.costs.alerts import Alerts
+from agenthost.costs.budgets import Budgets, budget_store
 from agenthost.observability.metrics import MetricsMiddleware
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.recovery import RunRecovery
@@ -41,6 +43,18 @@ from agenthost.storage.threads import ThreadStore
 
 __all__ = ["create_app"]
 
+_ROUTERS = (
+    health.router,
+    metrics.router,
+    costs.router,
+    agents.router,
+    runs.router,
+    openai_compat.router,
+    approvals.router,
+    threads.router,
+    seed.router,
+)
+
 _log = structlog.get_logger(__name__)
 
 
@@ -63,6 +77,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
         engine = create_app_engine(urls)
         store = RunStore(engine)
         writer = EventWriter(store, settings.durability.events_flush_interval)
+        alerts = Alerts(engine, settings.alerts)
         runtime = Runtime(
             settings,
             urls,
@@ -73,6 +88,8 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
             writer,
             ApprovalStore(engine),
             ThreadStore(engine),
+            Budgets(settings, budget_store(settings, engine), alerts),
+            alerts,
         )
         install_runtime(runtime)
         registry.gateway.bind(engine)
@@ -87,7 +104,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
         writer.start()
         retention = timedelta(days=settings.ledger.retention_days)
         reconcile = asyncio.create_task(
-            _reconcile_loop(recovery, LedgerStore(engine), retention), name="agenthost-reconcile"
+            _reconcile_loop(recovery, LedgerStore(engine), alerts, retention), name="agenthost-reconcile"
         )
         _log.info("server_started", agents=[e.name for e in registry], version=__version__)
         try:
@@ -96,6 +113,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
             reconcile.cancel()
             await _drain(runtime, settings.server.shutdown_grace_seconds)
             await writer.stop()
+            await alerts.drain(2.0)
             shutdown_dbos(0)
             install_runtime(None)
             await engine.dispose()
@@ -104,15 +122,8 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
     app = FastAPI(title="agenthost", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
-    app.include_router(costs.router)
-    app.include_router(agents.router)
-    app.include_router(runs.router)
-    app.include_router(openai_compat.router)
-    app.include_router(approvals.router)
-    app.include_router(threads.router)
-    app.include_router(seed.router)
+    for router in _ROUTERS:
+        app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.server.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(MetricsMiddleware)
@@ -120,7 +131,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
 
 
 async def _reconcile_loop(
-    recovery: RunRecovery, ledger: LedgerStore, retention: timedelta, interval: float = 60.0
+    recovery: RunRecovery, ledger: LedgerStore, alerts: Alerts, retention: timedelta, interval: float = 60.0
 ) -> None:
     """Settle lost and crash-looping runs and purge ledger rows past retention, at start-up and
     then every `interval` seconds."""
@@ -129,6 +140,7 @@ async def _reconcile_loop(
             settled = await recovery.reconcile()
             if any(settled.values()):
                 _log.warning("runs_settled", **settled)
+            await alerts.redeliver_pending()
             purged = await ledger.purge(datetime.now(UTC) - retention)
             if purged:
                 _log.info("ledger_purged", rows=purged, retention_days=retention.days)

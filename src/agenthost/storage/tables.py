@@ -151,6 +151,30 @@ spend_ledger = sa.Table(
     sa.Index("ix_spend_ledger_run", "run_id"),
 )
 
+budget_counters = sa.Table(
+    "budget_counters",
+    metadata,
+    # `<scope>:<period>`, e.g. `user:u1:day:2026-11-21`; amounts in nano-dollars.
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("spent_nanousd", sa.BigInteger, nullable=False),
+    sa.Column("reserved_nanousd", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    # The id makes an alert fire once: `<kind>:<subject>:<period>[:<threshold>]`.
+    sa.Column("id", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("delivery", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_alerts_created", "created_at"),
+)
+
 semantic_cache = sa.Table(
     "semantic_cache",
     metadata,

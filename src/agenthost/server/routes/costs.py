@@ -1,9 +1,9 @@
-"""`GET /v1/costs`: spend from the ledger (totals, per hour, top runs, breakdowns)."""
+"""`GET /v1/costs` (spend from the ledger: totals, per hour, top runs, breakdowns) and `GET /v1/alerts`."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -36,3 +36,28 @@ async def costs(
         msg = "`from` must be before `to`"
         raise InvalidRequestError(msg, code="invalid_range")
     return await spend_report(runtime.engine, start, end)
+
+
+@router.get("/alerts")
+async def alerts(
+    runtime: RuntimeDep,
+    kind: Annotated[
+        Literal["budget", "hourly_spend", "run_cost"] | None, Query(description="Only alerts of this kind.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Alert history, newest first: budget thresholds, hourly spend, costly runs; with delivery."""
+    rows = await runtime.alerts.history(kind=kind, limit=limit)
+    data = [
+        {
+            "id": row["id"],
+            "kind": row["kind"],
+            "message": row["message"],
+            "data": row["data"],
+            "delivery": row["delivery"],
+            "attempts": row["attempts"],
+            "created_at": row["created_at"].isoformat(),
+        }
+        for row in rows
+    ]
+    return {"object": "list", "data": data}

@@ -21,6 +21,8 @@ from pydantic_ai.exceptions import ModelAPIError
 from pydantic_ai.models import StreamedResponse
 from starlette.responses import Response
 
+from agenthost.costs.budgets import Reservation
+from agenthost.costs.guard import estimate_call
 from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError, RequestError
 from agenthost.gateway.breaker import BreakerOpenError
 from agenthost.gateway.cache import cache_scope
@@ -83,15 +85,19 @@ async def chat_completions(
 async def _account(
     runtime: Runtime,
     completion: str,
+    *,
     body: ChatCompletionRequest,
     response: _messages.ModelResponse,
     summaries: list[_messages.ModelResponse],
+    reservation: Reservation,
 ) -> dict[str, Any]:
-    """Price the call (with any context summaries it needed) and write its ledger row."""
+    """Price the call (with any context summaries it needed), write its ledger row, and charge its
+    budgets the real cost."""
     record = {**runtime.registry.gateway.prices.record(response, *summaries), "user_id": body.user}
     row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=record)
     await LedgerStore(runtime.engine).record([row])
     nanousd = record["cost"]["nanousd"]
+    await runtime.budgets.settle(reservation, nanousd)
     return {"served_by": response.model_name, "cost": {"usd": nanousd / 1e9, **record["cost"]}}
 
 
@@ -110,16 +116,22 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
     cache_scope(enabled=True, tenant=body.user)
     messages = to_messages(body.messages)
     settings, parameters = to_settings(body), to_parameters(body)
+    output = (settings or {}).get("max_tokens") or runtime.settings.limits.output_tokens_estimate
+    _, estimate = estimate_call(runtime.registry.gateway.prices, model, messages, parameters, output)
+    reservation = await runtime.budgets.reserve(None, body.user, estimate)
     if not body.stream:
         try:
             with side_calls() as summaries:
                 response = await model.request(messages, settings, parameters)
         except ModelAPIError as exc:
+            await runtime.budgets.settle(reservation, 0)
             raise _model_error(exc) from exc
         text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart)) or None
         calls = [p for p in response.parts if isinstance(p, _messages.ToolCallPart)]
         completion = completion_id()
-        accounted = await _account(runtime, completion, body, response, summaries)
+        accounted = await _account(
+            runtime, completion, body=body, response=response, summaries=summaries, reservation=reservation
+        )
         return JSONResponse(
             completion_body(
                 completion=completion,
@@ -132,17 +144,22 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
                 agenthost=accounted,
             )
         )
-    return await _passthrough_stream(body, runtime, model.request_stream(messages, settings, parameters))
+    stream = model.request_stream(messages, settings, parameters)
+    return await _passthrough_stream(body, runtime, stream, reservation)
 
 
 async def _passthrough_stream(
-    body: ChatCompletionRequest, runtime: Runtime, stream: AbstractAsyncContextManager[StreamedResponse]
+    body: ChatCompletionRequest,
+    runtime: Runtime,
+    stream: AbstractAsyncContextManager[StreamedResponse],
+    reservation: Reservation,
 ) -> Response:
     try:
         # Opened here (the gateway waits for the first event) so a failure is still an HTTP error.
         with side_calls() as summaries:
             opened = await stream.__aenter__()
     except ModelAPIError as exc:
+        await runtime.budgets.settle(reservation, 0)
         raise _model_error(exc) from exc
     writer = ChunkWriter(completion_id(), body.model)
     usage = body.stream_options is not None and body.stream_options.include_usage
@@ -157,7 +174,14 @@ async def _passthrough_stream(
                 if chunk is not None:
                     yield chunk
             response = opened.get()
-            accounted = await _account(runtime, writer.completion, body, response, summaries)
+            accounted = await _account(
+                runtime,
+                writer.completion,
+                body=body,
+                response=response,
+                summaries=summaries,
+                reservation=reservation,
+            )
             yield writer.finish(finish_reason_of(response))
             if usage:
                 yield writer.usage(response.usage.input_tokens, response.usage.output_tokens, accounted)
@@ -174,7 +198,16 @@ async def _passthrough_stream(
             partial = opened.get()
             if accounted is None and (partial.usage.input_tokens or partial.usage.output_tokens):
                 # Cut short (client gone, provider failed mid-way): what was used is still spent.
-                await _account(runtime, writer.completion, body, partial, summaries)
+                await _account(
+                    runtime,
+                    writer.completion,
+                    body=body,
+                    response=partial,
+                    summaries=summaries,
+                    reservation=reservation,
+                )
+            elif accounted is None:
+                await runtime.budgets.settle(reservation, 0)
 
     return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)
 

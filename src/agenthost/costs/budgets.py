@@ -1,0 +1,175 @@
+"""Budgets: spend per day and per month for everything together, each user and each agent.
+
+Before a model call, its estimated cost is reserved on every budget it counts against, all at
+once or not at all (`budget_stores.py`); after the call the reservation becomes the real cost.
+So concurrent calls, on any number of replicas, overshoot a budget by at most the difference
+between estimates and real costs of the calls in flight. A run or completion asked for while a
+budget is already spent is refused at once (HTTP 402, `budget_exceeded`).
+
+After each call, budgets that crossed an alert threshold (`[alerts] budget_thresholds`) fire an
+alert once per budget and period; so does total spend in one hour over `[alerts]
+hourly_spend_usd`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+
+from agenthost.costs.budget_stores import BudgetStore, Counter, RedisBudgetStore, SqlBudgetStore
+from agenthost.costs.guard import BudgetExceededError
+from agenthost.errors import RunError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from agenthost.costs.alerts import Alerts
+    from agenthost.costs.config import BudgetLimit
+    from agenthost.settings import Settings
+
+__all__ = ["BudgetUnavailableError", "Budgets", "Reservation", "budget_store"]
+
+_log = structlog.get_logger(__name__)
+_NANO = 1_000_000_000
+
+
+class BudgetUnavailableError(RunError):
+    """The budget store cannot be reached and `[budgets] on_store_error = "closed"`."""
+
+    default_code = "budget_unavailable"
+    default_status = 503
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What one call reserved, on which counters (none when unbudgeted)."""
+
+    counters: tuple[Counter, ...]
+    amount: int
+
+
+def _periods(now: datetime) -> dict[str, tuple[str, datetime]]:
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return {
+        "daily": (f"day:{day:%Y-%m-%d}", day + timedelta(days=2)),
+        "monthly": (f"month:{month:%Y-%m}", next_month + timedelta(days=1)),
+    }
+
+
+def _usd(nanousd: int) -> str:
+    return f"${nanousd / _NANO:,.2f}"
+
+
+class Budgets:
+    """Reserves, settles and checks spend against `[budgets]`, and fires spend alerts."""
+
+    def __init__(self, settings: Settings, store: BudgetStore, alerts: Alerts) -> None:
+        self.settings = settings.budgets
+        self.alert_settings = settings.alerts
+        self.store = store
+        self.alerts = alerts
+
+    def counters(self, agent: str | None, user: str | None, now: datetime | None = None) -> list[Counter]:
+        """The counters a call by `user` through `agent` counts against (limited ones, and the
+        unlimited hourly total when the hourly alert is on)."""
+        now = now or datetime.now(UTC)
+        scopes: list[tuple[str, BudgetLimit]] = [("total", self.settings.total)]
+        if user is not None:
+            scopes.append((f"user:{user}", self.settings.users.get(user, self.settings.per_user)))
+        if agent is not None:
+            scopes.append((f"agent:{agent}", self.settings.agents.get(agent, self.settings.per_agent)))
+        found = []
+        for scope, limit in scopes:
+            for period, (suffix, expires) in _periods(now).items():
+                usd = limit.daily_usd if period == "daily" else limit.monthly_usd
+                if usd is not None:
+                    found.append(Counter(f"{scope}:{suffix}", round(usd * _NANO), expires))
+        if self.alert_settings.hourly_spend_usd is not None:
+            hour = now.replace(minute=0, second=0, microsecond=0)
+            found.append(Counter(f"total:hour:{hour:%Y-%m-%dT%H}", None, hour + timedelta(hours=2)))
+        return found
+
+    def _store_failed(self, exc: Exception) -> None:
+        if self.settings.on_store_error == "closed":
+            raise BudgetUnavailableError(f"budgets cannot be checked: {type(exc).__name__}: {exc}") from exc
+        _log.warning("budget_store_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], mode="open")
+
+    async def ensure_open(self, agent: str | None, user: str | None) -> None:
+        """Refuse at once (402) when a budget of this agent or user is already spent."""
+        counters = [c for c in self.counters(agent, user) if c.limit is not None]
+        if not counters:
+            return
+        try:
+            used = await self.store.spent(counters)
+        except Exception as exc:
+            self._store_failed(exc)
+            return
+        for counter in counters:
+            spent, reserved = used[counter.key]
+            if counter.limit is not None and spent + reserved >= counter.limit:
+                raise _exhausted(counter)
+
+    async def reserve(self, agent: str | None, user: str | None, amount: int) -> Reservation:
+        """Reserve a call's estimated cost on all its budgets, or raise `BudgetExceededError`."""
+        counters = self.counters(agent, user)
+        if not counters:
+            return Reservation((), 0)
+        try:
+            refused = await self.store.reserve(counters, amount)
+        except Exception as exc:
+            self._store_failed(exc)
+            return Reservation((), 0)
+        if refused is not None:
+            raise _exhausted(refused)
+        return Reservation(tuple(counters), amount)
+
+    async def settle(self, reservation: Reservation, spent: int) -> None:
+        """Turn a reservation into the call's real cost, then fire the alerts it crossed."""
+        if not reservation.counters:
+            return
+        try:
+            totals = await self.store.settle(reservation.counters, reservation.amount, spent)
+        except Exception as exc:
+            _log.warning("budget_settle_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return
+        for counter in reservation.counters:
+            await self._alert(counter, totals.get(counter.key, 0))
+
+    async def _alert(self, counter: Counter, spent: int) -> None:
+        if counter.limit is None:
+            hourly = self.alert_settings.hourly_spend_usd
+            if hourly is not None and spent > hourly * _NANO:
+                hour = counter.key.rsplit(":", 1)[-1]
+                message = f"spend in the hour {hour} UTC is {_usd(spent)}, over {_usd(round(hourly * _NANO))}"
+                await self.alerts.fire(f"hourly:{hour}", "hourly_spend", message, {"spent_nanousd": spent})
+            return
+        for threshold in sorted(self.alert_settings.budget_thresholds):
+            if spent >= threshold * counter.limit:
+                percent = round(threshold * 100)
+                message = (
+                    f"budget {counter.key} is at {_usd(spent)} of {_usd(counter.limit)} ({percent} % reached)"
+                )
+                data = {"budget": counter.key, "spent_nanousd": spent, "limit_nanousd": counter.limit}
+                await self.alerts.fire(f"budget:{counter.key}:{percent}", "budget", message, data)
+
+
+def budget_store(settings: Settings, engine: AsyncEngine) -> BudgetStore:
+    """Redis counters when `[redis] url` is set (shared by replicas), else the database's."""
+    if settings.redis.url is None:
+        return SqlBudgetStore(engine)
+    from redis.asyncio import from_url  # noqa: PLC0415 - only deployments with Redis load the client
+
+    client = from_url(settings.redis.url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0)
+    return RedisBudgetStore(client, settings.redis.key_prefix)
+
+
+def _exhausted(counter: Counter) -> BudgetExceededError:
+    limit = counter.limit or 0
+    return BudgetExceededError(
+        f"budget {counter.key} ({_usd(limit)}) is spent", details={"limit": f"budget:{counter.key}"}
+    )
