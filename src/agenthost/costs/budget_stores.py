@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agenthost.storage.base import Store
 from agenthost.storage.tables import budget_counters as table
@@ -60,11 +61,7 @@ class SqlBudgetStore(Store):
             now = datetime.now(UTC)
             keys = [c.key for c in counters]
             await conn.execute(table.delete().where(table.c.key.in_(keys), table.c.expires_at <= now))
-            rows = [
-                {"key": c.key, "spent_nanousd": 0, "reserved_nanousd": 0, "expires_at": c.expires_at}
-                for c in counters
-            ]
-            await conn.execute(self.insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
+            await self._ensure(conn, counters)
             for counter in counters:
                 limit = _UNLIMITED if counter.limit is None else counter.limit
                 used = table.c.spent_nanousd + table.c.reserved_nanousd
@@ -78,9 +75,18 @@ class SqlBudgetStore(Store):
                     return counter
         return None
 
+    async def _ensure(self, conn: AsyncConnection, counters: Sequence[Counter]) -> None:
+        """Create the counters that do not exist yet (at zero)."""
+        rows = [
+            {"key": c.key, "spent_nanousd": 0, "reserved_nanousd": 0, "expires_at": c.expires_at}
+            for c in counters
+        ]
+        await conn.execute(self.insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
+
     async def settle(self, counters: Sequence[Counter], reserved: int, spent: int) -> dict[str, int]:
         keys = [c.key for c in counters]
         async with self.engine.begin() as conn:
+            await self._ensure(conn, counters)
             remaining = table.c.reserved_nanousd - reserved
             await conn.execute(
                 table.update()

@@ -13,6 +13,7 @@ hourly_spend_usd`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -73,6 +74,7 @@ class Budgets:
         self.alert_settings = settings.alerts
         self.store = store
         self.alerts = alerts
+        self._settling: set[asyncio.Task[None]] = set()
 
     def counters(self, agent: str | None, user: str | None, now: datetime | None = None) -> list[Counter]:
         """The counters a call by `user` through `agent` counts against (limited ones, and the
@@ -89,7 +91,7 @@ class Budgets:
                 usd = limit.daily_usd if period == "daily" else limit.monthly_usd
                 if usd is not None:
                     found.append(Counter(f"{scope}:{suffix}", round(usd * _NANO), expires))
-        if self.alert_settings.hourly_spend_usd is not None:
+        if self.alert_settings.hourly_spend_usd:
             hour = now.replace(minute=0, second=0, microsecond=0)
             found.append(Counter(f"total:hour:{hour:%Y-%m-%dT%H}", None, hour + timedelta(hours=2)))
         return found
@@ -99,8 +101,9 @@ class Budgets:
             raise BudgetUnavailableError(f"budgets cannot be checked: {type(exc).__name__}: {exc}") from exc
         _log.warning("budget_store_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], mode="open")
 
-    async def ensure_open(self, agent: str | None, user: str | None) -> None:
-        """Refuse at once (402) when a budget of this agent or user is already spent."""
+    async def ensure_open(self, agent: str | None, user: str | None, amount: int = 0) -> None:
+        """Refuse at once (402) when a budget of this agent or user has less than `amount` left
+        (the estimate of a first call)."""
         counters = [c for c in self.counters(agent, user) if c.limit is not None]
         if not counters:
             return
@@ -111,27 +114,52 @@ class Budgets:
             return
         for counter in counters:
             spent, reserved = used[counter.key]
-            if counter.limit is not None and spent + reserved >= counter.limit:
-                raise _exhausted(counter)
+            if counter.limit is not None and spent + reserved + max(amount, 1) > counter.limit:
+                await self._refused(counter)
 
     async def reserve(self, agent: str | None, user: str | None, amount: int) -> Reservation:
-        """Reserve a call's estimated cost on all its budgets, or raise `BudgetExceededError`."""
+        """Reserve a call's estimated cost on all its budgets, or raise `BudgetExceededError`.
+
+        Only limited budgets are reserved on (no store round trip when there are none); the
+        hourly total is only counted when the call settles."""
         counters = self.counters(agent, user)
-        if not counters:
-            return Reservation((), 0)
-        try:
-            refused = await self.store.reserve(counters, amount)
-        except Exception as exc:
-            self._store_failed(exc)
-            return Reservation((), 0)
-        if refused is not None:
-            raise _exhausted(refused)
+        limited = [c for c in counters if c.limit is not None]
+        if limited:
+            try:
+                refused = await self.store.reserve(limited, amount)
+            except Exception as exc:
+                self._store_failed(exc)
+                return Reservation(tuple(c for c in counters if c.limit is None), 0)
+            if refused is not None:
+                await self._refused(refused)
         return Reservation(tuple(counters), amount)
 
+    async def _refused(self, counter: Counter) -> None:
+        """A budget refused a call: it is used up (alerting at 100 % if that is a threshold)."""
+        if any(threshold >= 1 for threshold in self.alert_settings.budget_thresholds):
+            try:
+                spent, _ = (await self.store.spent([counter]))[counter.key]
+            except Exception:
+                spent = counter.limit or 0
+            await self._alert(counter, max(spent, counter.limit or 0))
+        raise _exhausted(counter)
+
     async def settle(self, reservation: Reservation, spent: int) -> None:
-        """Turn a reservation into the call's real cost, then fire the alerts it crossed."""
+        """Turn a reservation into the call's real cost, off the caller's path (in a task)."""
         if not reservation.counters:
             return
+        task = asyncio.get_running_loop().create_task(self._settle(reservation, spent))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let settlements in flight finish (at shutdown)."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=grace_seconds)
+
+    async def _settle(self, reservation: Reservation, spent: int) -> None:
+        """Charge the real cost (a counter's reservation never goes below 0), then fire the alerts
+        it crossed."""
         try:
             totals = await self.store.settle(reservation.counters, reservation.amount, spent)
         except Exception as exc:
@@ -143,7 +171,7 @@ class Budgets:
     async def _alert(self, counter: Counter, spent: int) -> None:
         if counter.limit is None:
             hourly = self.alert_settings.hourly_spend_usd
-            if hourly is not None and spent > hourly * _NANO:
+            if hourly and spent > hourly * _NANO:
                 hour = counter.key.rsplit(":", 1)[-1]
                 message = f"spend in the hour {hour} UTC is {_usd(spent)}, over {_usd(round(hourly * _NANO))}"
                 await self.alerts.fire(f"hourly:{hour}", "hourly_spend", message, {"spent_nanousd": spent})

@@ -82,11 +82,11 @@ class AlertSettings(BaseModel):
         default_factory=lambda: [0.5, 0.8, 1.0],
         description="Fractions of each budget at which an alert fires (once per period).",
     )
-    hourly_spend_usd: float | None = Field(
-        10.0, gt=0, description="Alert when all spend in one UTC hour exceeds this (once per hour)."
+    hourly_spend_usd: float = Field(
+        10.0, ge=0, description="Alert when all spend in one UTC hour exceeds this (once per hour); 0: off."
     )
-    run_cost_usd: float | None = Field(
-        0.5, gt=0, description="Alert when one run costs more than this (cost-per-run anomaly)."
+    run_cost_usd: float = Field(
+        0.5, ge=0, description="Alert when one run costs more than this (cost-per-run anomaly); 0: off."
     )
     webhooks: list[str] = Field(
         default_factory=list, description="URLs that get each alert as Slack-compatible JSON (`text`)."

@@ -78,7 +78,7 @@ class RunExecution:
     async def _cost_anomaly(self) -> None:
         """Alert (once per run) when the run cost more than `[alerts] run_cost_usd`."""
         threshold = self.runtime.settings.alerts.run_cost_usd
-        if threshold is None or self.cost_nanousd <= threshold * 1e9:
+        if not threshold or self.cost_nanousd <= threshold * 1e9:
             return
         message = f"run {self.run_id} of agent {self.spec.agent} cost ${self.cost_nanousd / 1e9:,.4f}"
         data = {"run_id": self.run_id, "agent": self.spec.agent, "cost_nanousd": self.cost_nanousd}

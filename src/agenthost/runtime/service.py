@@ -14,8 +14,10 @@ from typing import Any
 
 import structlog
 from dbos import DBOS
-from pydantic_ai.messages import ModelResponse
+from pydantic_ai.messages import ModelRequest, ModelResponse, UserPromptPart
+from pydantic_ai.models import ModelRequestParameters
 
+from agenthost.costs.guard import estimate_call
 from agenthost.errors import ConflictError, NotFoundError
 from agenthost.gateway.routing import classify, classify_with_model
 from agenthost.observability.metrics import ROUTING_DECISIONS
@@ -89,7 +91,7 @@ class RunService:
         # Hashed as the caller sent it: a model classifier may answer differently on a retry.
         request_hash = _request_hash(spec)
         # A spent budget refuses the run at once (402), before anything is written.
-        await self.runtime.budgets.ensure_open(spec.agent, spec.user_id)
+        await self.runtime.budgets.ensure_open(spec.agent, spec.user_id, self._first_call_estimate(spec))
         spec, classifier = await self._route(spec)
         now = datetime.now(UTC)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
@@ -122,6 +124,14 @@ class RunService:
         handle = await start_run(run_id, spec)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
+
+    def _first_call_estimate(self, spec: RunSpec) -> int:
+        """What the run's first model call may cost at least: its input and the output estimate."""
+        entry = self.runtime.registry.get(spec.agent)
+        output = spec.max_tokens or self.runtime.settings.limits.output_tokens_estimate
+        request = ModelRequest(parts=[UserPromptPart(spec.input)])
+        prices = self.runtime.registry.gateway.prices
+        return estimate_call(prices, entry.model, [request], ModelRequestParameters(), output)[1]
 
     async def _route(self, spec: RunSpec) -> tuple[RunSpec, ModelResponse | None]:
         """Pick the tier of a routed agent's run now, so that a replay uses the same model; with

@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
             reconcile.cancel()
             await _drain(runtime, settings.server.shutdown_grace_seconds)
             await writer.stop()
+            await runtime.budgets.drain(2.0)
             await alerts.drain(2.0)
             shutdown_dbos(0)
             install_runtime(None)
