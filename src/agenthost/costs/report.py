@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from agenthost.costs.savings import SAVINGS
 from agenthost.storage.tables import spend_ledger as ledger
 
 __all__ = ["BREAKDOWNS", "spend_report"]
@@ -130,6 +131,20 @@ async def _hourly(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
     ]
 
 
+async def _savings(conn: AsyncConnection, where: Any, spent: int) -> dict[str, Any]:
+    """What routing, the response cache, prompt caching and batching saved against list price on
+    each agent's primary model (negative when a choice cost more)."""
+    columns = [sa.func.coalesce(sa.func.sum(ledger.c[f"saved_{reason}"]), 0) for reason in SAVINGS]
+    values = [int(v) for v in (await conn.execute(sa.select(*columns).where(where))).one()]
+    saved = dict(zip(SAVINGS, values, strict=True))
+    total = sum(values)
+    return {
+        **_usd(total),
+        "by_reason": {reason: _usd(value) for reason, value in saved.items()},
+        "list_price": _usd(spent + total),
+    }
+
+
 async def spend_report(engine: AsyncEngine, start: datetime | None, end: datetime | None) -> dict[str, Any]:
     """Totals, averages, the top runs and breakdowns for [start, end) (default: today so far, UTC)."""
     now = datetime.now(UTC)
@@ -150,6 +165,7 @@ async def spend_report(engine: AsyncEngine, start: datetime | None, end: datetim
             "hourly": await _hourly(conn, now),
             "top_runs": await _top_runs(conn, where),
         }
+        report["savings"] = await _savings(conn, where, total["nanousd"])
         for name, column in BREAKDOWNS.items():
             report[f"by_{name}"] = await _breakdown(conn, column, where)
         report["by_tier"] = await _breakdown(conn, ledger.c.tier, where)

@@ -168,6 +168,7 @@ class CachedStreamedResponse(StreamedResponse):
 
     async def _get_event_iterator(self) -> AsyncIterator[_messages.ModelResponseStreamEvent]:
         self.finish_reason = self._stored.finish_reason
+        self.provider_details = self._stored.provider_details
         for index, part in enumerate(self._stored.parts):
             for event in self._events(index, part):
                 yield event
@@ -212,6 +213,9 @@ def _cacheable(response: _messages.ModelResponse) -> bool:
 def _hit(stored: bytes, details: dict[str, Any]) -> _messages.ModelResponse:
     response = _RESPONSE.validate_json(stored)[0]
     assert isinstance(response, _messages.ModelResponse)
+    # What the original call used and who served it, for the savings report.
+    usage = {"input_tokens": response.usage.input_tokens, "output_tokens": response.usage.output_tokens}
+    details = {**details, "usage": usage, "provider": response.provider_name}
     response.provider_name = CACHE_PROVIDER
     response.provider_details = details
     response.usage = RequestUsage()  # nothing was spent

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agenthost.costs.guard import BudgetExceededError, RunTotals, effective_limits
 from agenthost.errors import ModelError, ToolError
 from agenthost.gateway.cache import cache_scope
+from agenthost.gateway.models import primary_model
 from agenthost.gateway.pricing import CostStatus
 from agenthost.observability.metrics import RUNS_FINISHED
 from agenthost.runtime.approvals import await_approvals
@@ -68,6 +69,8 @@ class RunExecution:
         self.active_seconds = 0.0
         self.last_text = ""
         self._fork_step: int | None = None
+        # The agent's own model: savings are measured against its list price.
+        self.primary = primary_model(runtime.registry.get(spec.agent).model)
         agent_config = runtime.settings.agents.get(spec.agent)
         self.limits = effective_limits(
             runtime.settings.limits, agent_config.limits if agent_config else None, spec.limits

@@ -31,6 +31,7 @@ from pydantic_core import to_jsonable_python
 
 from agenthost.costs.budgets import BudgetUnavailableError
 from agenthost.costs.guard import BudgetExceededError, check_model_call, check_tool_call, estimate_call
+from agenthost.costs.savings import savings
 from agenthost.errors import ModelError, ToolError
 from agenthost.gateway.cache import CACHE_PROVIDER
 from agenthost.gateway.chain import AllModelsUnavailableError
@@ -124,6 +125,9 @@ async def model_step(
             "tier": run.spec.tier,
             "cached": response.provider_name == CACHE_PROVIDER,
             "ledger": paid_here,
+            "saved": savings(
+                run.runtime.registry.gateway.prices, run.primary, response, record["cost_nanousd"]
+            ),
             "input_tokens": response.usage.input_tokens,
             "output_tokens": response.usage.output_tokens,
             "cache_read_tokens": response.usage.cache_read_tokens,

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agenthost.costs.savings import SAVINGS
 from agenthost.storage.base import Store
 from agenthost.storage.tables import spend_ledger
 
@@ -33,7 +34,9 @@ def ledger_row(
 ) -> dict[str, Any]:
     """A ledger row from a usage record (the `usage` event's data, or the same keys)."""
     cost = usage.get("cost") or {}
+    saved = usage.get("saved") or {}
     return {
+        **{f"saved_{reason}": int(saved.get(reason, 0)) for reason in SAVINGS},
         "source": source,
         "seq": seq,
         "run_id": run_id,

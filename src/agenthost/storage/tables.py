@@ -147,6 +147,11 @@ spend_ledger = sa.Table(
     sa.Column("cost_status", sa.String(16), nullable=False),
     sa.Column("cached", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # Against list price on the agent's primary model (costs/savings.py); nano-USD, may be negative.
+    sa.Column("saved_routing", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("saved_response_cache", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("saved_prompt_cache", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("saved_batch", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_spend_ledger_created", "created_at"),
     sa.Index("ix_spend_ledger_run", "run_id"),
 )

@@ -23,11 +23,13 @@ from starlette.responses import Response
 
 from agenthost.costs.budgets import Reservation
 from agenthost.costs.guard import estimate_call
+from agenthost.costs.savings import savings
 from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError, RequestError
 from agenthost.gateway.breaker import BreakerOpenError
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.chain import AllModelsUnavailableError
 from agenthost.gateway.context import ContextOverflowError, side_calls
+from agenthost.gateway.models import primary_model
 from agenthost.gateway.openai_format import (
     ChatCompletionRequest,
     ChunkWriter,
@@ -93,7 +95,10 @@ async def _account(
 ) -> dict[str, Any]:
     """Price the call (with any context summaries it needed), write its ledger row, and charge its
     budgets the real cost."""
-    record = {**runtime.registry.gateway.prices.record(response, *summaries), "user_id": body.user}
+    prices = runtime.registry.gateway.prices
+    record = {**prices.record(response, *summaries), "user_id": body.user}
+    primary = primary_model(runtime.registry.gateway.passthrough(body.model))
+    record["saved"] = savings(prices, primary, response, record["cost"]["nanousd"])
     row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=record)
     await LedgerStore(runtime.engine).record([row])
     nanousd = record["cost"]["nanousd"]
