@@ -5,6 +5,10 @@ Routes: ``POST /v1/chat/completions``, ``POST /v1/messages`` (``?beta=true`` too
 ``POST /_mock/reset`` (body ``{"knobs": true}`` also restores the start-up config),
 ``GET|POST /_mock/config`` (POST body: any :class:`MockLLMConfig` fields to override).
 ``POST /v1/embeddings`` is :mod:`.embeddings_wire`, counted apart in ``app.state.embeddings``.
+The providers' batch APIs are :mod:`.batch_wire` (``app.state.batches``): OpenAI's ``/v1/files``
+(upload, get, content, delete) and ``/v1/batches`` (create, get, cancel) for chat completions, and
+Anthropic's ``/v1/messages/batches`` (create, get, results, cancel); each request is answered as the
+non-streaming endpoint would, after ``batch_delay_seconds``, and counted under ``batches`` in the stats.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from agenthost.testing.mock_llm.anthropic_wire import AnthropicWire
+from agenthost.testing.mock_llm.batch_wire import BatchEndpoints
 from agenthost.testing.mock_llm.behaviour import DEFAULT_SCENARIO, MockEngine
 from agenthost.testing.mock_llm.config import MockLLMConfig
 from agenthost.testing.mock_llm.embeddings_wire import EmbeddingsEndpoint
@@ -251,6 +256,7 @@ def create_mock_app(config: MockLLMConfig | None = None) -> Starlette:
     engine = MockEngine(config or MockLLMConfig())
     endpoints = _Endpoints(engine)
     embeddings = EmbeddingsEndpoint()
+    batches = BatchEndpoints(engine, endpoints.openai, endpoints.anthropic)
     logging.getLogger("uvicorn.error").addFilter(_STREAM_CUT_FILTER)
     app = Starlette(
         routes=[
@@ -263,8 +269,10 @@ def create_mock_app(config: MockLLMConfig | None = None) -> Starlette:
             Route("/_mock/stats", endpoints.stats, methods=["GET"]),
             Route("/_mock/reset", endpoints.reset, methods=["POST"]),
             Route("/_mock/config", endpoints.config, methods=["GET", "POST"]),
+            *batches.routes(),
         ]
     )
     app.state.engine = engine
     app.state.embeddings = embeddings
+    app.state.batches = batches
     return app

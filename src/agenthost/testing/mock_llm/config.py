@@ -8,6 +8,7 @@ A script is a YAML file (or the equivalent dict passed as ``MockLLMConfig(scenar
     latency_ms: 0               # optional server-wide knobs, same names as MockLLMConfig fields
     tokens_per_second: null
     fault: null                 # or {kind: rate_limit, first_n: 2}
+    batch_delay_seconds: 0      # how long provider batches stay in progress
     scenarios:
       weather:
         match: "(?i)weather"    # re.search against the FIRST user message
@@ -172,6 +173,8 @@ class MockLLMConfig(BaseModel):
     scenarios: dict[str, Scenario] = Field(default_factory=dict)
     max_tracked_conversations: int = Field(default=10_000, ge=0)
     """Bounds the memory of ``by_conversation`` stats when a benchmark sends many distinct prompts."""
+    batch_delay_seconds: float = Field(default=0.0, ge=0)
+    """How long a provider batch (:mod:`.batch_wire`) stays in progress; 0 ends it on its first poll."""
 
     _fault_shorthand = field_validator("fault", mode="before")(_kind_shorthand)
 
