@@ -35,7 +35,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agenthost.costs.config import AlertSettings, BudgetSettings, LedgerSettings, RunLimits
+from agenthost.costs.config import AlertSettings, BatchSettings, BudgetSettings, LedgerSettings, RunLimits
 from agenthost.errors import ConfigError
 
 __all__ = [
@@ -364,6 +364,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)

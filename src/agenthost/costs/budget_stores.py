@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agenthost.storage.base import Store
@@ -54,15 +55,27 @@ _UNLIMITED = 2**62
 
 
 class SqlBudgetStore(Store):
-    """Counters in the `budget_counters` table (expired periods are deleted as they are met)."""
+    """Counters in the `budget_counters` table.
+
+    Rows are always locked in key order, so concurrent transactions never deadlock on each other;
+    a transaction the database still aborts (serialization, lock timeout) is retried."""
+
+    _ATTEMPTS = 3
 
     async def reserve(self, counters: Sequence[Counter], amount: int) -> Counter | None:
+        ordered = sorted(counters, key=lambda c: c.key)
+        for attempt in range(self._ATTEMPTS):
+            try:
+                return await self._reserve(ordered, amount)
+            except DBAPIError:
+                if attempt == self._ATTEMPTS - 1:
+                    raise
+        return None  # pragma: no cover - the loop returns or raises
+
+    async def _reserve(self, ordered: Sequence[Counter], amount: int) -> Counter | None:
         async with self.engine.begin() as conn:
-            now = datetime.now(UTC)
-            keys = [c.key for c in counters]
-            await conn.execute(table.delete().where(table.c.key.in_(keys), table.c.expires_at <= now))
-            await self._ensure(conn, counters)
-            for counter in counters:
+            await self._ensure(conn, ordered)
+            for counter in ordered:
                 limit = _UNLIMITED if counter.limit is None else counter.limit
                 used = table.c.spent_nanousd + table.c.reserved_nanousd
                 result = await conn.execute(
@@ -75,31 +88,41 @@ class SqlBudgetStore(Store):
                     return counter
         return None
 
-    async def _ensure(self, conn: AsyncConnection, counters: Sequence[Counter]) -> None:
+    async def _ensure(self, conn: AsyncConnection, ordered: Sequence[Counter]) -> None:
         """Create the counters that do not exist yet (at zero)."""
         rows = [
             {"key": c.key, "spent_nanousd": 0, "reserved_nanousd": 0, "expires_at": c.expires_at}
-            for c in counters
+            for c in ordered
         ]
         await conn.execute(self.insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
 
     async def settle(self, counters: Sequence[Counter], reserved: int, spent: int) -> dict[str, int]:
-        keys = [c.key for c in counters]
+        ordered = sorted(counters, key=lambda c: c.key)
+        for attempt in range(self._ATTEMPTS):
+            try:
+                return await self._settle(ordered, reserved, spent)
+            except DBAPIError:
+                if attempt == self._ATTEMPTS - 1:
+                    raise
+        return {}  # pragma: no cover
+
+    async def _settle(self, ordered: Sequence[Counter], reserved: int, spent: int) -> dict[str, int]:
+        totals: dict[str, int] = {}
         async with self.engine.begin() as conn:
-            await self._ensure(conn, counters)
+            await self._ensure(conn, ordered)
             remaining = table.c.reserved_nanousd - reserved
-            await conn.execute(
-                table.update()
-                .where(table.c.key.in_(keys))
-                .values(
-                    reserved_nanousd=sa.case((remaining > 0, remaining), else_=0),
-                    spent_nanousd=table.c.spent_nanousd + spent,
+            for counter in ordered:
+                await conn.execute(
+                    table.update()
+                    .where(table.c.key == counter.key)
+                    .values(
+                        reserved_nanousd=sa.case((remaining > 0, remaining), else_=0),
+                        spent_nanousd=table.c.spent_nanousd + spent,
+                    )
                 )
-            )
-            rows = await conn.execute(
-                sa.select(table.c.key, table.c.spent_nanousd).where(table.c.key.in_(keys))
-            )
-            return {key: int(value) for key, value in rows}
+                value = await conn.scalar(sa.select(table.c.spent_nanousd).where(table.c.key == counter.key))
+                totals[counter.key] = int(value or 0)
+        return totals
 
     async def spent(self, counters: Sequence[Counter]) -> dict[str, tuple[int, int]]:
         keys = [c.key for c in counters]
@@ -111,6 +134,12 @@ class SqlBudgetStore(Store):
             )
             found = {key: (int(s), int(r)) for key, s, r in rows}
         return {key: found.get(key, (0, 0)) for key in keys}
+
+    async def purge_expired(self) -> int:
+        """Delete the counters of periods that have ended."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(table.delete().where(table.c.expires_at <= datetime.now(UTC)))
+            return int(result.rowcount or 0)
 
 
 _RESERVE = """

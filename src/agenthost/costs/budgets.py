@@ -101,6 +101,11 @@ class Budgets:
             raise BudgetUnavailableError(f"budgets cannot be checked: {type(exc).__name__}: {exc}") from exc
         _log.warning("budget_store_unavailable", error=f"{type(exc).__name__}: {exc}"[:300], mode="open")
 
+    async def purge_expired(self) -> None:
+        """Drop counters of ended periods (database store; Redis expires them itself)."""
+        if isinstance(self.store, SqlBudgetStore):
+            await self.store.purge_expired()
+
     async def ensure_open(self, agent: str | None, user: str | None, amount: int = 0) -> None:
         """Refuse at once (402) when a budget of this agent or user has less than `amount` left
         (the estimate of a first call)."""

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AlertSettings", "BudgetLimit", "BudgetSettings", "LedgerSettings", "RunLimits"]
+__all__ = ["AlertSettings", "BatchSettings", "BudgetLimit", "BudgetSettings", "LedgerSettings", "RunLimits"]
 
 
 class RunLimits(BaseModel):
@@ -93,3 +93,18 @@ class AlertSettings(BaseModel):
     )
     webhook_attempts: int = Field(5, ge=1, le=20, description="Delivery attempts per webhook, with backoff.")
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one delivery attempt.")
+
+
+class BatchSettings(BaseModel):
+    """`[batch]`: runs with `"priority": "batch"` call models through the providers' batch APIs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    collect_seconds: float = Field(
+        10.0, gt=0, description="How long calls are collected before they are sent as one batch."
+    )
+    max_requests: int = Field(1000, ge=1, description="A batch is sent at once when it has this many calls.")
+    poll_seconds: float = Field(30.0, gt=0, description="How often a submitted batch's status is asked for.")
+    discount: float = Field(
+        0.5, ge=0, le=1, description="Price of a batched call as a fraction of list price (providers: 50 %)."
+    )

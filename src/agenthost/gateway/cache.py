@@ -161,7 +161,8 @@ class RedisCacheStore:
 
 @dataclass
 class CachedStreamedResponse(StreamedResponse):
-    """Replays a stored response as a stream (text in word-sized deltas, tool calls whole)."""
+    """Replays a stored response as a stream (text in word-sized deltas, tool calls whole): cache
+    hits, and answers of batched calls."""
 
     _stored: _messages.ModelResponse = field(default_factory=lambda: _messages.ModelResponse(parts=[]))
     _timestamp: datetime = field(default_factory=_utils.now_utc, init=False)
@@ -195,7 +196,7 @@ class CachedStreamedResponse(StreamedResponse):
 
     @property
     def provider_name(self) -> str:
-        return CACHE_PROVIDER
+        return self._stored.provider_name or CACHE_PROVIDER
 
     @property
     def provider_url(self) -> str | None:

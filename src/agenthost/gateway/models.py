@@ -80,34 +80,48 @@ def _settings(cfg: ModelConfig) -> ModelSettings:
     return settings
 
 
-def build_provider_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
-    """The provider model of one `[models.<name>]` entry, without retries of its own."""
+def provider_client(cfg: ModelConfig, http_client: Any = None) -> Any:
+    """The provider SDK client (`AsyncOpenAI` or `AsyncAnthropic`) of a `[models]` entry, retries off."""
     api_key = cfg.api_key.get_secret_value() if cfg.api_key is not None else None
     # Provider SDKs are imported when a model needs them: the Anthropic SDK alone takes a second.
     if cfg.provider == "openai":
         from openai import AsyncOpenAI  # noqa: PLC0415
-        from pydantic_ai.models.openai import OpenAIChatModel  # noqa: PLC0415
-        from pydantic_ai.providers.openai import OpenAIProvider  # noqa: PLC0415
 
         key = api_key or env_secret("OPENAI_API_KEY")
         if key is None and cfg.base_url is None:
             msg = f"model {cfg.model!r}: no api_key and OPENAI_API_KEY is not set"
             raise ConfigError(msg)
         # OpenAI-compatible servers (vLLM, Ollama, llama-server) often need no key but the SDK wants one.
-        openai_client = AsyncOpenAI(
-            base_url=cfg.base_url, api_key=key or "unused", max_retries=0, timeout=cfg.timeout
+        return AsyncOpenAI(
+            base_url=cfg.base_url,
+            api_key=key or "unused",
+            max_retries=0,
+            timeout=cfg.timeout,
+            http_client=http_client,
         )
-        provider = OpenAIProvider(openai_client=openai_client)
+    from anthropic import AsyncAnthropic  # noqa: PLC0415
+
+    key = api_key or env_secret("ANTHROPIC_API_KEY")
+    if key is None:
+        msg = f"model {cfg.model!r}: no api_key and ANTHROPIC_API_KEY is not set"
+        raise ConfigError(msg)
+    return AsyncAnthropic(
+        api_key=key, base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout, http_client=http_client
+    )
+
+
+def build_provider_model(cfg: ModelConfig, local: LocalModelSettings, http_client: Any = None) -> Model:
+    """The provider model of one `[models.<name>]` entry, without retries of its own."""
+    if cfg.provider == "openai":
+        from pydantic_ai.models.openai import OpenAIChatModel  # noqa: PLC0415
+        from pydantic_ai.providers.openai import OpenAIProvider  # noqa: PLC0415
+
+        provider = OpenAIProvider(openai_client=provider_client(cfg, http_client))
         return OpenAIChatModel(cfg.model, provider=provider, settings=_settings(cfg))
     if cfg.provider == "anthropic":
-        from anthropic import AsyncAnthropic  # noqa: PLC0415
         from pydantic_ai.models.anthropic import AnthropicModel  # noqa: PLC0415
         from pydantic_ai.providers.anthropic import AnthropicProvider  # noqa: PLC0415
 
-        key = api_key or env_secret("ANTHROPIC_API_KEY")
-        if key is None:
-            msg = f"model {cfg.model!r}: no api_key and ANTHROPIC_API_KEY is not set"
-            raise ConfigError(msg)
         settings = _settings(cfg)
         if cfg.prompt_caching:
             # Anthropic bills cached prefix reads at a tenth of the input price; genai-prices knows it.
@@ -115,10 +129,7 @@ def build_provider_model(cfg: ModelConfig, local: LocalModelSettings) -> Model:
                 "ModelSettings",
                 {**settings, "anthropic_cache_instructions": True, "anthropic_cache_tool_definitions": True},
             )
-        anthropic_client = AsyncAnthropic(
-            api_key=key, base_url=cfg.base_url, max_retries=0, timeout=cfg.timeout
-        )
-        anthropic_provider = AnthropicProvider(anthropic_client=anthropic_client)
+        anthropic_provider = AnthropicProvider(anthropic_client=provider_client(cfg, http_client))
         return AnthropicModel(cfg.model, provider=anthropic_provider, settings=settings)
     return _local_model(local)
 
@@ -185,7 +196,7 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.breakers, self.cache_store, self.semantic = stores(self.settings)
-        self.prices = PriceBook.from_models(self.settings.models.values())
+        self.prices = PriceBook.from_models(self.settings.models.values(), self.settings.batch.discount)
 
     def bind(self, engine: Any) -> None:
         """Give the database-backed caches the server's engine (they are built before it)."""

@@ -46,13 +46,19 @@ class PriceBook:
 
     overrides: dict[str, PriceOverride] = field(default_factory=dict)
 
-    @classmethod
-    def from_models(cls, models: Iterable[ModelConfig]) -> PriceBook:
-        return cls({model.model: model.price for model in models if model.price is not None})
+    batch_price: float = 0.5
+    """A call answered through a provider batch API costs this fraction of list price."""
 
-    def of(self, response: ModelResponse) -> Price:
-        """The price of one model response."""
-        return self.price(response.model_name or "", response.provider_name, response.usage)
+    @classmethod
+    def from_models(cls, models: Iterable[ModelConfig], batch_price: float = 0.5) -> PriceBook:
+        return cls({model.model: model.price for model in models if model.price is not None}, batch_price)
+
+    def of(self, response: ModelResponse, model_name: str = "") -> Price:
+        """The price of one model response (at the batch rate when it came from a batch)."""
+        price = self.price(response.model_name or model_name, response.provider_name, response.usage)
+        if (response.provider_details or {}).get("batch") and price.nanousd:
+            return Price(round(price.nanousd * self.batch_price), price.status)
+        return price
 
     def record(self, response: ModelResponse, *also: ModelResponse) -> dict[str, Any]:
         """What the ledger and the `usage` event keep of a call: model, provider, whether it came

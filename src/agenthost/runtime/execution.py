@@ -29,12 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agenthost.costs.guard import BudgetExceededError, RunTotals, effective_limits
 from agenthost.errors import ModelError, ToolError
+from agenthost.gateway.batch import BatchModel
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.models import primary_model
 from agenthost.gateway.pricing import CostStatus
 from agenthost.observability.metrics import RUNS_FINISHED
 from agenthost.runtime.approvals import await_approvals
 from agenthost.runtime.events import RunEvent
+from agenthost.runtime.spec import configured_model
 from agenthost.runtime.steps import DurableModel, RunCapability
 from agenthost.settings import ToolConfig
 
@@ -185,6 +187,10 @@ class RunExecution:
         if self.spec.tier is not None:
             model = self.runtime.registry.gateway.tier_model(self.spec.tier)
             self.model_name = model.model_name
+        if self.spec.priority == "batch":
+            model = BatchModel(
+                model, configured_model(self.runtime.settings, self.spec), self.runtime.batcher
+            )
         # Never cache the answers of an agent whose tools have side effects: a cached answer would
         # skip a tool call that should have happened.
         side_effects = any(

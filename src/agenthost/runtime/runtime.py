@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agenthost.costs.alerts import Alerts
 from agenthost.costs.budgets import Budgets
+from agenthost.gateway.batch import Batcher
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.registry import AgentRegistry
 from agenthost.settings import Settings
@@ -39,6 +40,7 @@ class Runtime:
     threads: ThreadStore
     budgets: Budgets
     alerts: Alerts
+    batcher: Batcher
     local_tasks: dict[str, asyncio.Task[object]] = field(default_factory=dict)
     """Runs executing in this process, so a cancel can interrupt them at once."""
     cancelled: set[str] = field(default_factory=set)

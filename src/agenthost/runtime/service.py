@@ -18,12 +18,12 @@ from pydantic_ai.messages import ModelRequest, ModelResponse, UserPromptPart
 from pydantic_ai.models import ModelRequestParameters
 
 from agenthost.costs.guard import estimate_call
-from agenthost.errors import ConflictError, NotFoundError
+from agenthost.errors import ConflictError, InvalidRequestError, NotFoundError
 from agenthost.gateway.routing import classify, classify_with_model
 from agenthost.observability.metrics import ROUTING_DECISIONS
 from agenthost.runtime.events import RunEvent, Subscription
 from agenthost.runtime.runtime import Runtime
-from agenthost.runtime.spec import RunSpec
+from agenthost.runtime.spec import RunSpec, configured_model
 from agenthost.runtime.workflow import start_run
 from agenthost.storage.ledger import LedgerStore, ledger_row
 from agenthost.storage.runs import TERMINAL_STATUSES, RunFilter
@@ -93,6 +93,12 @@ class RunService:
         # A spent budget refuses the run at once (402), before anything is written.
         await self.runtime.budgets.ensure_open(spec.agent, spec.user_id, self._first_call_estimate(spec))
         spec, classifier = await self._route(spec)
+        if spec.priority == "batch":
+            name = configured_model(self.runtime.settings, spec)
+            model = self.runtime.settings.models.get(name)
+            if model is None or model.provider not in ("openai", "anthropic"):
+                msg = f"batch runs need an openai or anthropic [models] entry; this run would use {name!r}"
+                raise InvalidRequestError(msg, code="batch_unsupported")
         now = datetime.now(UTC)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
         row = {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["RunSpec"]
+if TYPE_CHECKING:
+    from agenthost.settings import Settings
+
+__all__ = ["RunSpec", "configured_model"]
 
 
 class RunSpec(BaseModel):
@@ -29,4 +32,13 @@ class RunSpec(BaseModel):
     """Earlier messages given with the request (pydantic-ai JSON form), e.g. by `/v1/chat/completions`."""
     limits: dict[str, Any] | None = None
     """Limits the request asked for; they only lower the configured ones."""
+    priority: str = "interactive"
+    """`batch`: the run's model calls go through the provider's batch API."""
     queued: bool = False
+
+
+def configured_model(settings: Settings, spec: RunSpec) -> str:
+    """The `[models]` name serving the run: its tier's, else its agent's, else `default_model`."""
+    if spec.tier is not None:
+        return str(getattr(settings.routing, spec.tier))
+    return settings.agents[spec.agent].model or settings.default_model or ""

@@ -170,7 +170,7 @@ async def _stream_model(
             error["status_code"] = exc.status_code
         return {"error": error, "deltas": deltas, "duration_ms": _ms(started)}
     prices = run.runtime.registry.gateway.prices
-    price = prices.price(response.model_name or model.model_name, response.provider_name, response.usage)
+    price = prices.of(response, model.model_name)
     # Summaries written to fit the context are part of this step's cost.
     price = prices.total([price, *(prices.of(summary) for summary in summaries)])
     return {

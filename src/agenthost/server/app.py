@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from agenthost._version import __version__
 from agenthost.costs.alerts import Alerts
 from agenthost.costs.budgets import Budgets, budget_store
+from agenthost.gateway.batch import Batcher
 from agenthost.observability.metrics import MetricsMiddleware
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.recovery import RunRecovery
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
             ThreadStore(engine),
             Budgets(settings, budget_store(settings, engine), alerts),
             alerts,
+            Batcher(settings, engine),
         )
         install_runtime(runtime)
         registry.gateway.bind(engine)
@@ -104,7 +106,8 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
         writer.start()
         retention = timedelta(days=settings.ledger.retention_days)
         reconcile = asyncio.create_task(
-            _reconcile_loop(recovery, LedgerStore(engine), alerts, retention), name="agenthost-reconcile"
+            _reconcile_loop(recovery, LedgerStore(engine), runtime.budgets, retention),
+            name="agenthost-reconcile",
         )
         _log.info("server_started", agents=[e.name for e in registry], version=__version__)
         try:
@@ -132,7 +135,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
 
 
 async def _reconcile_loop(
-    recovery: RunRecovery, ledger: LedgerStore, alerts: Alerts, retention: timedelta, interval: float = 60.0
+    recovery: RunRecovery, ledger: LedgerStore, budgets: Budgets, retention: timedelta, interval: float = 60.0
 ) -> None:
     """Settle lost and crash-looping runs and purge ledger rows past retention, at start-up and
     then every `interval` seconds."""
@@ -141,7 +144,8 @@ async def _reconcile_loop(
             settled = await recovery.reconcile()
             if any(settled.values()):
                 _log.warning("runs_settled", **settled)
-            await alerts.redeliver_pending()
+            await budgets.alerts.redeliver_pending()
+            await budgets.purge_expired()
             purged = await ledger.purge(datetime.now(UTC) - retention)
             if purged:
                 _log.info("ledger_purged", rows=purged, retention_days=retention.days)

@@ -51,6 +51,11 @@ class RunCreate(BaseModel):
     limits: LimitsRequest | None = Field(
         None, description="Lower this run's limits (the configured ones can never be raised)."
     )
+    priority: Literal["interactive", "batch"] = Field(
+        "interactive",
+        description="`batch`: model calls go through the provider's batch API (cheaper, slower: "
+        "minutes to hours); for background runs.",
+    )
 
 
 class SeedRunCreate(BaseModel):

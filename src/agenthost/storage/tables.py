@@ -180,6 +180,18 @@ alerts = sa.Table(
     sa.Index("ix_alerts_created", "created_at"),
 )
 
+batch_requests = sa.Table(
+    "batch_requests",
+    metadata,
+    # A batched model call (`<run>-<step>`), the provider batch it went into, and its result.
+    sa.Column("custom_id", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("batch_id", sa.String(128), nullable=False),
+    sa.Column("result", JSONType, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_batch_requests_batch", "batch_id"),
+)
+
 semantic_cache = sa.Table(
     "semantic_cache",
     metadata,

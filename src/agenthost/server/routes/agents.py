@@ -28,6 +28,7 @@ def _spec(agent: str, body: RunCreate) -> RunSpec:
         thread_id=body.thread_id,
         tier=body.tier,
         limits=body.limits.model_dump(exclude_none=True) if body.limits else None,
+        priority=body.priority,
     )
 
 
