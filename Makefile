@@ -41,7 +41,7 @@ typecheck: install
 
 # Three workers on two cores: most test time is spent waiting on subprocess servers.
 pytest: install
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 3 --durations=15
 
 ## bench: run the benchmarks and print their tables
 bench: install
