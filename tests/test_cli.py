@@ -91,6 +91,17 @@ def test_invalid_config_fails_serve_with_one_message(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_model_string_without_its_key_fails_serve_with_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "agenthost.toml"
+    path.write_text('[agents.own]\npath = "tests.agents.plain:agent"\nmodel = "openai:gpt-4o-mini"\n')
+    env = dict.fromkeys(("OPENAI_API_KEY", "OPENAI_API_KEY_FILE"), "")
+    result = cli("serve", "--config", str(path), env=env)
+    assert result.returncode == 2, result
+    assert "agent 'own': model 'openai:gpt-4o-mini'" in result.stderr
+    assert "OPENAI_API_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_run_streams_to_the_terminal(server: Server, mock: MockLLMServer) -> None:
     result = cli("run", "[order] where is it?", "--url", server.url)
     assert result.returncode == 0, result.stderr

