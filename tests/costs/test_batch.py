@@ -4,6 +4,7 @@ batch is pending, and are priced at the batch rate."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,14 @@ from tests.harness import Server, server_config, wait_for_status
 
 BATCH = {"collect_seconds": 0.3, "poll_seconds": 0.2}
 RATES = {"plain": (150, 600), "claude": (1000, 5000)}  # nano-USD per input, output token
+
+
+def recorded(database: Path) -> bool:
+    with sqlite3.connect(database) as db:
+        try:
+            return bool(db.execute("SELECT count(*) FROM batch_requests").fetchone()[0])
+        except sqlite3.OperationalError:  # not migrated yet
+            return False
 
 
 def batch_stats(mock: MockLLMServer) -> dict[str, Any]:
@@ -67,9 +76,11 @@ def test_a_batch_run_survives_a_restart_while_its_batch_is_pending(
             "id"
         ]
         deadline = time.monotonic() + 10
-        while batch_stats(mock)["created"] == 0:
+        # Killed once the call is recorded against its batch (the window before that is documented).
+        while not recorded(tmp_path / "a.db"):
             assert time.monotonic() < deadline
             time.sleep(0.05)
+    assert batch_stats(mock)["created"] == 1
     server.kill()
     restarted = Server(tmp_path, config).start()
     try:

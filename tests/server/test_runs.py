@@ -273,7 +273,10 @@ def test_concurrent_runs(server: Server, mock: MockLLMServer) -> None:
 
     def one(i: int) -> None:
         with httpx.Client(base_url=server.url, timeout=60) as client:
-            results[i] = client.post("/v1/agents/plain/run", json={"input": f"parallel {i}"}).json()
+            response = client.post("/v1/agents/plain/run", json={"input": f"parallel {i}"})
+            results[i] = response.json()
+            if response.status_code == 202:
+                results[i] = wait_for_status(client, results[i]["id"], {"succeeded", "failed", "dead"})
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
     for t in threads:

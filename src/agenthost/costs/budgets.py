@@ -7,8 +7,8 @@ between estimates and real costs of the calls in flight. A run or completion ask
 budget is already spent is refused at once (HTTP 402, `budget_exceeded`).
 
 After each call, budgets that crossed an alert threshold (`[alerts] budget_thresholds`) fire an
-alert once per budget and period; so does total spend in one hour over `[alerts]
-hourly_spend_usd`.
+alert once per budget and period. Total spend in the current hour (from the ledger, read after
+each run and completion) over `[alerts] hourly_spend_usd` alerts once per hour.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from agenthost.costs.alerts import Alerts
     from agenthost.costs.config import BudgetLimit
     from agenthost.settings import Settings
+    from agenthost.storage.ledger import LedgerStore
 
 __all__ = ["BudgetUnavailableError", "Budgets", "Reservation", "budget_store"]
 
@@ -78,7 +79,7 @@ class Budgets:
 
     def counters(self, agent: str | None, user: str | None, now: datetime | None = None) -> list[Counter]:
         """The counters a call by `user` through `agent` counts against (limited ones, and the
-        unlimited hourly total when the hourly alert is on)."""
+        ones only)."""
         now = now or datetime.now(UTC)
         scopes: list[tuple[str, BudgetLimit]] = [("total", self.settings.total)]
         if user is not None:
@@ -91,9 +92,6 @@ class Budgets:
                 usd = limit.daily_usd if period == "daily" else limit.monthly_usd
                 if usd is not None:
                     found.append(Counter(f"{scope}:{suffix}", round(usd * _NANO), expires))
-        if self.alert_settings.hourly_spend_usd:
-            hour = now.replace(minute=0, second=0, microsecond=0)
-            found.append(Counter(f"total:hour:{hour:%Y-%m-%dT%H}", None, hour + timedelta(hours=2)))
         return found
 
     def _store_failed(self, exc: Exception) -> None:
@@ -125,8 +123,7 @@ class Budgets:
     async def reserve(self, agent: str | None, user: str | None, amount: int) -> Reservation:
         """Reserve a call's estimated cost on all its budgets, or raise `BudgetExceededError`.
 
-        Only limited budgets are reserved on (no store round trip when there are none); the
-        hourly total is only counted when the call settles."""
+        With no budget configured for the call, nothing is read or written."""
         counters = self.counters(agent, user)
         limited = [c for c in counters if c.limit is not None]
         if limited:
@@ -173,13 +170,20 @@ class Budgets:
         for counter in reservation.counters:
             await self._alert(counter, totals.get(counter.key, 0))
 
+    async def check_hourly_spend(self, ledger: LedgerStore) -> None:
+        """Alert (once per hour) when all spend in the current UTC hour passes the hourly limit."""
+        hourly = self.alert_settings.hourly_spend_usd
+        if not hourly:
+            return
+        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        spent = await ledger.total_since(hour)
+        if spent > hourly * _NANO:
+            label = f"{hour:%Y-%m-%dT%H}"
+            message = f"spend in the hour {label} UTC is {_usd(spent)}, over {_usd(round(hourly * _NANO))}"
+            await self.alerts.fire(f"hourly:{label}", "hourly_spend", message, {"spent_nanousd": spent})
+
     async def _alert(self, counter: Counter, spent: int) -> None:
         if counter.limit is None:
-            hourly = self.alert_settings.hourly_spend_usd
-            if hourly and spent > hourly * _NANO:
-                hour = counter.key.rsplit(":", 1)[-1]
-                message = f"spend in the hour {hour} UTC is {_usd(spent)}, over {_usd(round(hourly * _NANO))}"
-                await self.alerts.fire(f"hourly:{hour}", "hourly_spend", message, {"spent_nanousd": spent})
             return
         for threshold in sorted(self.alert_settings.budget_thresholds):
             if spent >= threshold * counter.limit:

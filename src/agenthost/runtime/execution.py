@@ -39,6 +39,7 @@ from agenthost.runtime.events import RunEvent
 from agenthost.runtime.spec import configured_model
 from agenthost.runtime.steps import DurableModel, RunCapability
 from agenthost.settings import ToolConfig
+from agenthost.storage.ledger import LedgerStore
 
 if TYPE_CHECKING:
     from agenthost.runtime.registry import AgentEntry
@@ -81,7 +82,10 @@ class RunExecution:
         self.thread_id = spec.thread_id
 
     async def _cost_anomaly(self) -> None:
-        """Alert (once per run) when the run cost more than `[alerts] run_cost_usd`."""
+        """Alert (once per run) when the run cost more than `[alerts] run_cost_usd`, and check
+        the hour's spend."""
+        if self.cost_nanousd:
+            await self.runtime.budgets.check_hourly_spend(LedgerStore(self.runtime.engine))
         threshold = self.runtime.settings.alerts.run_cost_usd
         if not threshold or self.cost_nanousd <= threshold * 1e9:
             return

@@ -103,6 +103,8 @@ async def _account(
     await LedgerStore(runtime.engine).record([row])
     nanousd = record["cost"]["nanousd"]
     await runtime.budgets.settle(reservation, nanousd)
+    if nanousd:
+        await runtime.budgets.check_hourly_spend(LedgerStore(runtime.engine))
     return {"served_by": response.model_name, "cost": {"usd": nanousd / 1e9, **record["cost"]}}
 
 
