@@ -104,3 +104,12 @@ def test_bad_limits_are_rejected_and_nothing_is_written(guarded: Server, limits:
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
     assert len(after) == len(before)
+
+
+def test_time_limit_counts_time_in_model_calls(guarded: Server, mock: MockLLMServer) -> None:
+    mock.configure(latency_ms=150)
+    with guarded.client() as client:
+        run = runaway(client, max_seconds=0.5)
+    assert run["error"]["limit"] == "max_seconds"
+    # ~0.15 s per call: the 4th or 5th call finds the budget of time spent.
+    assert 3 <= run["usage"]["requests"] <= 6
