@@ -1,7 +1,8 @@
 """Structured logs with structlog: JSON lines in production, readable lines for humans.
 
 Standard-library loggers (uvicorn, DBOS, alembic) are routed through the same renderer so that
-every line of a process has one format.
+every line of a process has one format. Anything in a line that looks like a credential (provider
+API keys, bearer tokens, JWTs, private keys) is masked before it is written, whoever logged it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,19 @@ import sys
 
 import structlog
 
+from agenthost.security.redaction import Redactor
 from agenthost.settings import LoggingSettings
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_logging", "mask_secrets"]
+
+_SECRETS = Redactor(entities=("api_key", "jwt", "private_key"), mode="mask")
+
+
+def mask_secrets(
+    _logger: object, _name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Mask credentials in every value (and nested value) of a log event."""
+    return {key: _SECRETS.redact_value(value) for key, value in event_dict.items()}
 
 
 def configure_logging(settings: LoggingSettings) -> None:
@@ -41,7 +52,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, mask_secrets, renderer],
         )
     )
     root = logging.getLogger()
