@@ -35,7 +35,10 @@ def batch_stats(mock: MockLLMServer) -> dict[str, Any]:
 def test_batch_runs_complete_through_the_batch_api_at_half_price(
     tmp_path: Path, mock: MockLLMServer, agent: str, protocol: str
 ) -> None:
-    config = server_config(f"sqlite:///{tmp_path / 'a.db'}", mock.url, batch=BATCH)
+    # Long enough for the three runs to reach their first call on a busy machine.
+    config = server_config(
+        f"sqlite:///{tmp_path / 'a.db'}", mock.url, batch={**BATCH, "collect_seconds": 2.0}
+    )
     server = Server(tmp_path, config).start()
     try:
         with server.client() as client:

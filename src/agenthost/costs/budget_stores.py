@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
 from agenthost.storage.base import Store
 from agenthost.storage.tables import budget_counters as table
@@ -52,6 +53,8 @@ class BudgetStore(Protocol):
 
 
 _UNLIMITED = 2**62
+# A transaction the database aborts (serialization, deadlock, lock timeout) is tried again.
+_RETRIED = retry(retry=retry_if_exception_type(DBAPIError), stop=stop_after_attempt(3), reraise=True)
 
 
 class SqlBudgetStore(Store):
@@ -60,18 +63,10 @@ class SqlBudgetStore(Store):
     Rows are always locked in key order, so concurrent transactions never deadlock on each other;
     a transaction the database still aborts (serialization, lock timeout) is retried."""
 
-    _ATTEMPTS = 3
-
     async def reserve(self, counters: Sequence[Counter], amount: int) -> Counter | None:
-        ordered = sorted(counters, key=lambda c: c.key)
-        for attempt in range(self._ATTEMPTS):
-            try:
-                return await self._reserve(ordered, amount)
-            except DBAPIError:
-                if attempt == self._ATTEMPTS - 1:
-                    raise
-        return None  # pragma: no cover - the loop returns or raises
+        return await self._reserve(sorted(counters, key=lambda c: c.key), amount)
 
+    @_RETRIED
     async def _reserve(self, ordered: Sequence[Counter], amount: int) -> Counter | None:
         async with self.engine.begin() as conn:
             await self._ensure(conn, ordered)
@@ -97,15 +92,9 @@ class SqlBudgetStore(Store):
         await conn.execute(self.insert(table).on_conflict_do_nothing(index_elements=["key"]), rows)
 
     async def settle(self, counters: Sequence[Counter], reserved: int, spent: int) -> dict[str, int]:
-        ordered = sorted(counters, key=lambda c: c.key)
-        for attempt in range(self._ATTEMPTS):
-            try:
-                return await self._settle(ordered, reserved, spent)
-            except DBAPIError:
-                if attempt == self._ATTEMPTS - 1:
-                    raise
-        return {}  # pragma: no cover
+        return await self._settle(sorted(counters, key=lambda c: c.key), reserved, spent)
 
+    @_RETRIED
     async def _settle(self, ordered: Sequence[Counter], reserved: int, spent: int) -> dict[str, int]:
         totals: dict[str, int] = {}
         async with self.engine.begin() as conn:

@@ -14,6 +14,7 @@ each run and completion) over `[alerts] hourly_spend_usd` alerts once per hour.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ __all__ = ["BudgetUnavailableError", "Budgets", "Reservation", "budget_store"]
 
 _log = structlog.get_logger(__name__)
 _NANO = 1_000_000_000
+_HOURLY_READ_SECONDS = 5.0
 
 
 class BudgetUnavailableError(RunError):
@@ -76,6 +78,8 @@ class Budgets:
         self.store = store
         self.alerts = alerts
         self._settling: set[asyncio.Task[None]] = set()
+        self._hourly_read = -_HOURLY_READ_SECONDS
+        self._hourly_fired: datetime | None = None
 
     def counters(self, agent: str | None, user: str | None, now: datetime | None = None) -> list[Counter]:
         """The counters a call by `user` through `agent` counts against (limited ones, and the
@@ -173,14 +177,19 @@ class Budgets:
     async def check_hourly_spend(self, ledger: LedgerStore) -> None:
         """Alert (once per hour) when all spend in the current UTC hour passes the hourly limit."""
         hourly = self.alert_settings.hourly_spend_usd
-        if not hourly:
-            return
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        # The sum reads the hour's ledger rows: at most one read per few seconds per process, and
+        # none once this hour's alert has fired.
+        started = time.monotonic()
+        if not hourly or hour == self._hourly_fired or started - self._hourly_read < _HOURLY_READ_SECONDS:
+            return
+        self._hourly_read = started
         spent = await ledger.total_since(hour)
         if spent > hourly * _NANO:
             label = f"{hour:%Y-%m-%dT%H}"
             message = f"spend in the hour {label} UTC is {_usd(spent)}, over {_usd(round(hourly * _NANO))}"
             await self.alerts.fire(f"hourly:{label}", "hourly_spend", message, {"spent_nanousd": spent})
+            self._hourly_fired = hour
 
     async def _alert(self, counter: Counter, spent: int) -> None:
         if counter.limit is None:

@@ -38,6 +38,7 @@ from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agenthost.gateway.cache import CachedStreamedResponse
 from agenthost.gateway.models import build_provider_model, provider_client
@@ -83,7 +84,7 @@ def _answering(body: dict[str, Any], kept: dict[str, Any]) -> httpx2.AsyncClient
 class Batcher:
     """Collects batched calls, submits them per model, polls the batches, hands out results."""
 
-    def __init__(self, settings: Settings, engine: Any = None) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self.settings = settings
         self.config = settings.batch
         self.engine = engine
@@ -91,9 +92,13 @@ class Batcher:
         self._flushers: dict[str, asyncio.Task[None]] = {}
         self._pollers: dict[str, asyncio.Task[None]] = {}
         self._waiters: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._clients: dict[str, Any] = {}
 
-    def bind(self, engine: Any) -> None:
-        self.engine = engine
+    def _client(self, name: str) -> Any:
+        """The provider SDK client of a configured model, made once (its connections are reused)."""
+        if name not in self._clients:
+            self._clients[name] = provider_client(self.settings.models[name])
+        return self._clients[name]
 
     async def body_of(
         self,
@@ -185,7 +190,7 @@ class Batcher:
 
     async def _submit(self, name: str, requests: list[tuple[str, dict[str, Any]]]) -> str:
         cfg = self.settings.models[name]
-        client = provider_client(cfg)
+        client = self._client(name)
         if cfg.provider == "anthropic":
             batch = await client.messages.batches.create(
                 requests=[{"custom_id": cid, "params": body} for cid, body in requests]
@@ -230,7 +235,7 @@ class Batcher:
     async def _results(self, name: str, batch_id: str) -> dict[str, dict[str, Any]] | None:
         """Every result of the batch once it has ended, else None."""
         cfg = self.settings.models[name]
-        client = provider_client(cfg)
+        client = self._client(name)
         if cfg.provider == "anthropic":
             return await _anthropic_results(client, batch_id)
         return await _openai_results(client, batch_id)

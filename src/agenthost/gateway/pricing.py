@@ -7,8 +7,10 @@ and the status says so, never a silent zero).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,13 +21,24 @@ from pydantic_ai.usage import RequestUsage
 if TYPE_CHECKING:
     from agenthost.settings import ModelConfig, PriceOverride
 
-__all__ = ["CostStatus", "Price", "PriceBook", "combine_status", "context_window_of", "price_call"]
+__all__ = [
+    "CACHE_PROVIDER",
+    "CostStatus",
+    "Price",
+    "PriceBook",
+    "call_fields",
+    "combine_status",
+    "context_window_of",
+    "price_call",
+]
 
 CostStatus = Literal["none", "priced", "free", "cached", "unknown_model", "partial"]
 _NANO = Decimal(1_000_000_000)
 CACHE_PROVIDER = "agenthost-cache"
 """The provider name of answers from the response cache (priced 0, status `cached`)."""
 _FREE_PROVIDERS = frozenset({"local", "function", "test"})
+# The counts genai-prices may read from a usage (every field but the free-form `details` and `cost`).
+_USAGE_COUNTS = tuple(f.name for f in fields(RequestUsage) if f.name not in {"details", "cost"})
 
 
 @dataclass(frozen=True)
@@ -64,17 +77,7 @@ class PriceBook:
         """What the ledger and the `usage` event keep of a call: model, provider, whether it came
         from the response cache, tokens by kind, and its price (with `also`'s: context summaries)."""
         price = self.total(self.of(call) for call in [response, *also])
-        usage = response.usage
-        return {
-            "model": response.model_name,
-            "provider": response.provider_name,
-            "cached": response.provider_name == CACHE_PROVIDER,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-            "cost": {"nanousd": price.nanousd, "status": price.status},
-        }
+        return {**call_fields(response), "cost": {"nanousd": price.nanousd, "status": price.status}}
 
     @staticmethod
     def total(prices: Iterable[Price]) -> Price:
@@ -117,6 +120,20 @@ def _override_nanousd(price: PriceOverride, usage: RequestUsage) -> int:
     return int((total * 1000).to_integral_value())
 
 
+def call_fields(response: ModelResponse) -> dict[str, Any]:
+    """A call's model, provider, whether it came from the response cache, and tokens by kind."""
+    usage = response.usage
+    return {
+        "model": response.model_name,
+        "provider": response.provider_name,
+        "cached": response.provider_name == CACHE_PROVIDER,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+    }
+
+
 def price_call(model_name: str, provider: str | None, usage: RequestUsage) -> Price:
     """Price one call's usage from genai-prices' bundled data.
 
@@ -128,6 +145,16 @@ def price_call(model_name: str, provider: str | None, usage: RequestUsage) -> Pr
         return Price(0, "cached")
     if provider in _FREE_PROVIDERS:
         return Price(0, "free")
+    counts = tuple(getattr(usage, name) for name in _USAGE_COUNTS)
+    return _genai_price(model_name, provider, counts, datetime.now(UTC).date())
+
+
+@functools.lru_cache(maxsize=4096)
+def _genai_price(model_name: str, provider: str | None, counts: tuple[Any, ...], _day: date) -> Price:
+    """genai-prices' price for these token counts (a few hundred microseconds each, so one call
+    priced for metrics, its step, the ledger and savings is computed once); the day is in the key
+    because prices change on dates."""
+    usage = RequestUsage(**dict(zip(_USAGE_COUNTS, counts, strict=True)))
     try:
         calc = calc_price(usage, model_name, provider_id=provider)
     except LookupError:

@@ -33,10 +33,9 @@ from agenthost.costs.budgets import BudgetUnavailableError
 from agenthost.costs.guard import BudgetExceededError, check_model_call, check_tool_call, estimate_call
 from agenthost.costs.savings import savings
 from agenthost.errors import ModelError, ToolError
-from agenthost.gateway.cache import CACHE_PROVIDER
 from agenthost.gateway.chain import AllModelsUnavailableError
 from agenthost.gateway.context import ContextOverflowError, side_calls
-from agenthost.gateway.pricing import combine_status
+from agenthost.gateway.pricing import call_fields, combine_status
 
 if TYPE_CHECKING:
     from agenthost.runtime.execution import RunExecution
@@ -117,21 +116,15 @@ async def model_step(
     run.emit(
         "usage",
         {
-            "model": response.model_name,
-            "provider": response.provider_name,
+            **call_fields(response),
             "step": record.get("step"),
             "agent": run.spec.agent,
             "user_id": run.spec.user_id,
             "tier": run.spec.tier,
-            "cached": response.provider_name == CACHE_PROVIDER,
             "ledger": paid_here,
             "saved": savings(
                 run.runtime.registry.gateway.prices, run.primary, response, record["cost_nanousd"]
             ),
-            "input_tokens": response.usage.input_tokens,
-            "output_tokens": response.usage.output_tokens,
-            "cache_read_tokens": response.usage.cache_read_tokens,
-            "cache_write_tokens": response.usage.cache_write_tokens,
             "cost": {"nanousd": record["cost_nanousd"], "status": record["cost_status"]},
             "duration_ms": record["duration_ms"],
         },
