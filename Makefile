@@ -22,8 +22,12 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)
 
 ## demo: serve the example support agent (local model when no provider key is set)
+## (a random admin key is written once to .agenthost/admin-key; send it as X-API-Key)
 demo: install
-	$(BIN)/agenthost serve --config $(CONFIG)
+	@mkdir -p .agenthost
+	@test -s .agenthost/admin-key || (umask 077; $(BIN)/python -c "import secrets; print('admin-' + secrets.token_urlsafe(32))" > .agenthost/admin-key)
+	@echo "admin key: .agenthost/admin-key  (export AGENTHOST_API_KEY=\$$(cat .agenthost/admin-key))"
+	AGENTHOST_AUTH__ADMIN_KEY_FILE=.agenthost/admin-key $(BIN)/agenthost serve --config $(CONFIG)
 
 ## test: lint, type checks and the whole test suite
 test: install lint typecheck pytest

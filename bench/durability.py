@@ -46,7 +46,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "examples" / "support")]
 
-from tests.harness import AGENTHOST, Server, postgres_database, server_config, start_mock  # noqa: E402
+from tests.harness import ADMIN_HEADERS, AGENTHOST, Server, postgres_database, server_config, start_mock  # noqa: E402
 
 SCRIPT = REPO / "bench" / "scripts" / "durability.yaml"
 AGENT = "durability"
@@ -217,7 +217,7 @@ def bench_agenthost(
 ) -> list[str]:
     server = Server(workdir, bench_config(database_url, mock_url)).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=60) as api:
+        with httpx.Client(base_url=server.url, timeout=60, headers=ADMIN_HEADERS) as api:
             s = interleaved(
                 {
                     "a1": agent_run(api, ONE_TOOL, 3),

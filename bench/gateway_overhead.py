@@ -206,6 +206,7 @@ def agenthost_target(
         models={MODEL: model},
         cache={"enabled": cache},
         logging={"format": "json", "level": "info"},
+        auth={"admin_key": key},  # the request path includes authentication, as in production
     )
     for section, value in extra.items():
         both = isinstance(value, dict) and isinstance(config.get(section), dict)

@@ -32,7 +32,7 @@ import httpx
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "examples" / "support")]
 
-from tests.harness import Server, postgres_database, server_config, start_mock  # noqa: E402
+from tests.harness import ADMIN_HEADERS, Server, postgres_database, server_config, start_mock  # noqa: E402
 
 FIVE_STEP_PROMPT = "[two-tools] shipping and order 5678"
 ONE_CALL_PROMPT = "hello there, how are you"
@@ -174,7 +174,7 @@ def bench_backend(backend: str, database_url: str, mock_url: str, runs: int, wor
     try:
         with (
             httpx.Client(base_url=mock_url, timeout=30) as mock,
-            httpx.Client(base_url=server.url, timeout=60) as api,
+            httpx.Client(base_url=server.url, timeout=60, headers=ADMIN_HEADERS) as api,
         ):
             one_direct = timed(direct_calls(mock, [[{"role": "user", "content": ONE_CALL_PROMPT}]]), runs)
             one_plain = timed(plain_pydantic_ai(mock_url, "plain", ONE_CALL_PROMPT), runs)

@@ -11,13 +11,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 AGENTHOST = Path(sys.executable).parent / "agenthost"
@@ -56,6 +58,9 @@ def metric_value(exposition: str, name: str, **labels: str) -> float:
 
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+# The bootstrap admin credential of test servers (`[auth] admin_key`); `Server.client()` sends it.
+ADMIN_KEY = "admin-" + "t" * 24
+ADMIN_HEADERS = {"X-API-Key": ADMIN_KEY}
 
 
 def free_port() -> int:
@@ -182,6 +187,9 @@ def server_config(database_url: str, mock_url: str, **overrides: Any) -> dict[st
         "server": {"run_wait_timeout": 5.0, "heartbeat_interval": 0.3, "shutdown_grace_seconds": 5.0},
         "durability": {"app_name": "agenthost-test", "events_flush_interval": 0.05},
         "logging": {"format": "json", "level": "info"},
+        "auth": {"admin_key": ADMIN_KEY},
+        # Tools of the test agents run without approval unless configured (`refund` above).
+        "default_tool_risk": "low",
     }
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
@@ -255,8 +263,10 @@ class Server:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
-    def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+    def client(self, *, key: str | None = ADMIN_KEY, **kwargs: Any) -> httpx.Client:
+        """An HTTP client for this server, sending `key` (default: the admin key; None: no key)."""
+        headers = {"X-API-Key": key} if key is not None else {}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers, **kwargs)
 
 
 @dataclass
@@ -311,3 +321,12 @@ def wait_for_status(
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} stayed {body['status']} (error: {body.get('error')})")
         time.sleep(0.05)
+
+
+def wait_for(check: Callable[[], T], timeout: float = 15.0) -> T:
+    """Polls `check` until it returns something truthy, and returns that."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value

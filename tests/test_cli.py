@@ -13,7 +13,16 @@ import pytest
 
 from agenthost import __version__
 from agenthost.testing import MockLLMServer
-from tests.harness import AGENTHOST, REPO, Server, free_port, render_toml, server_config, wait_for_status
+from tests.harness import (
+    ADMIN_KEY,
+    AGENTHOST,
+    REPO,
+    Server,
+    free_port,
+    render_toml,
+    server_config,
+    wait_for_status,
+)
 
 
 def cli(
@@ -23,6 +32,7 @@ def cli(
         **os.environ,
         "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'examples' / 'support'}",
         "COLUMNS": "200",  # tables as on a wide terminal
+        "AGENTHOST_API_KEY": ADMIN_KEY,
         **(env or {}),
     }
     return subprocess.run(

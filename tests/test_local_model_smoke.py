@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agenthost.gateway.local import local_model_available
-from tests.harness import REPO, Server
+from tests.harness import ADMIN_KEY, REPO, Server
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
 
@@ -23,6 +23,8 @@ def test_example_agent_on_the_local_model(tmp_path: Path) -> None:
         "default_agent": "support",
         "agents": {"support": {"path": "agent:support_agent"}},
         "local": {"max_tokens": 32},
+        "auth": {"admin_key": ADMIN_KEY},
+        "default_tool_risk": "low",
     }
     keys = {"ANTHROPIC_API_KEY": "", "OPENAI_API_KEY": ""}
     server = Server(tmp_path, config, env=keys).start()

@@ -11,10 +11,13 @@ The tree::
     ├── ConfigError                      configuration invalid (start-up; `agenthost check`)
     ├── RequestError                4xx  the client's request cannot be served
     │   ├── InvalidRequestError     400/422  malformed or invalid input
-    │   ├── UnauthorizedError       401
+    │   ├── UnauthorizedError       401  missing, invalid, expired or revoked credentials
+    │   ├── ForbiddenError          403  the caller's role does not allow this
     │   ├── NotFoundError           404  unknown agent, run, ...
     │   ├── ConflictError           409  state conflict (idempotency key reuse, run not cancellable)
-    │   └── PayloadTooLargeError    413
+    │   ├── PayloadTooLargeError    413
+    │   ├── InputRejectedError      400  input screening refused the text (prompt injection, control bytes)
+    │   └── RateLimitedError        429  a rate limit is exhausted; `retry_after` seconds until it refills
     └── RunError                         a run could not complete
         ├── ModelError              502  the model provider failed
         ├── ToolError               500  a tool raised an unexpected exception
@@ -23,17 +26,20 @@ The tree::
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 __all__ = [
     "AgentHostError",
     "ConfigError",
     "ConflictError",
+    "ForbiddenError",
+    "InputRejectedError",
     "InvalidRequestError",
     "ModelError",
     "ModelNotConfiguredError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "RateLimitedError",
     "RequestError",
     "RunError",
     "ToolError",
@@ -49,6 +55,7 @@ class AgentHostError(Exception):
         message: Human-readable explanation, safe to show to the caller.
         status: HTTP status the server answers with.
         details: Optional JSON-serialisable extra information.
+        headers: Extra HTTP response headers (`Retry-After`, `WWW-Authenticate`).
     """
 
     default_status: ClassVar[int] = 500
@@ -67,6 +74,12 @@ class AgentHostError(Exception):
         self.code = code or self.default_code
         self.details = details
         self.status: int = status if status is not None else self.default_status
+        self.headers: dict[str, str] = {}
+
+    def with_headers(self, headers: dict[str, str]) -> Self:
+        """Add response headers (e.g. `WWW-Authenticate`) and return the error, for `raise`."""
+        self.headers.update(headers)
+        return self
 
     def to_body(self, request_id: str | None) -> dict[str, Any]:
         """The JSON error body, `{"error": {"code", "message", "request_id", ...}}`."""
@@ -103,6 +116,13 @@ class UnauthorizedError(RequestError):
     default_code = "unauthorized"
 
 
+class ForbiddenError(RequestError):
+    """Authenticated, but the caller's role or scopes do not allow this request."""
+
+    default_status = 403
+    default_code = "forbidden"
+
+
 class NotFoundError(RequestError):
     """The named resource does not exist (or the caller may not see it)."""
 
@@ -122,6 +142,34 @@ class PayloadTooLargeError(RequestError):
 
     default_status = 413
     default_code = "payload_too_large"
+
+
+class InputRejectedError(RequestError):
+    """Input screening refused the text: a prompt-injection pattern, control bytes, or too large."""
+
+    default_status = 400
+    default_code = "input_rejected"
+
+
+class RateLimitedError(RequestError):
+    """A rate limit is exhausted. `retry_after` is whole seconds until a request would be admitted;
+    `headers` carries `Retry-After` and the `RateLimit-*` fields for the response."""
+
+    default_status = 429
+    default_code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after
+        self.headers.update({"Retry-After": str(retry_after), **(headers or {})})
 
 
 class RunError(AgentHostError):

@@ -37,6 +37,12 @@ from pydantic_settings import (
 
 from agenthost.costs.config import AlertSettings, BatchSettings, BudgetSettings, LedgerSettings, RunLimits
 from agenthost.errors import ConfigError
+from agenthost.security.auth import AuthSettings
+from agenthost.security.output import RedactionSettings
+from agenthost.security.privacy import RetentionSettings
+from agenthost.security.ratelimit import RateLimitSettings
+from agenthost.security.roles import Risk, Role
+from agenthost.security.screening import ScreeningSettings
 
 __all__ = [
     "AgentConfig",
@@ -176,13 +182,28 @@ class ToolConfig(_Section):
             "agent gets a `tool_outcome_unknown` failure instead."
         ),
     )
-    approval: Literal["never", "required"] = Field(
-        "never",
-        description="`required`: each call waits for a person's decision (`POST .../approvals/{id}`).",
+    risk: Risk | None = Field(
+        None,
+        description="`low` runs automatically; `medium` and `high` wait for approval; `critical` waits "
+        'for approval by an operator or admin. Unset: `low` if `approval = "never"`, `high` if '
+        '`approval = "required"`, else `default_tool_risk`. Roles above their `max_tool_risk` never '
+        "see the tool.",
+    )
+    approval: Literal["never", "required"] | None = Field(
+        None,
+        description="Override of the risk's approval rule: `required` makes each call wait for a "
+        "decision (`POST .../approvals/{id}`), `never` runs it without one (not for `critical`).",
     )
     approval_timeout_seconds: float | None = Field(
         None, gt=0, description="Deny the call automatically after this long; default `[durability]`'s."
     )
+
+    @model_validator(mode="after")
+    def _critical_needs_approval(self) -> ToolConfig:
+        if self.risk == "critical" and self.approval == "never":
+            msg = 'a critical tool always needs approval; remove approval = "never" or lower its risk'
+            raise ValueError(msg)
+        return self
 
 
 class AgentConfig(_Section):
@@ -205,6 +226,9 @@ class AgentConfig(_Section):
     routing: bool = Field(
         default=False,
         description="Choose each run's model by the complexity of its input (`[routing]` tiers).",
+    )
+    redaction: RedactionSettings | None = Field(
+        None, description="This agent's output redaction, replacing `[redaction]`."
     )
 
     @field_validator("path", "deps_factory")
@@ -304,12 +328,15 @@ class RoutingSettings(_Section):
 
 
 class RedisSettings(_Section):
-    """`[redis]`: optional; shares circuit breakers (and later counters and caches) across replicas."""
+    """`[redis]`: optional; shares budgets, rate limits, circuit breakers and caches across replicas."""
 
     url: SecretStr | None = Field(
         None, description="`redis://host:6379/0`; unset keeps that state per process."
     )
     key_prefix: str = Field("agenthost", min_length=1, description="Prefix of every key agenthost writes.")
+    max_connections: int = Field(
+        64, ge=1, le=10_000, description="Connections per pool; calls past it wait for a free one."
+    )
 
 
 class LocalModelSettings(_Section):
@@ -368,9 +395,26 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     local: LocalModelSettings = Field(default_factory=LocalModelSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    redaction: RedactionSettings = Field(default_factory=RedactionSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    screening: ScreeningSettings = Field(default_factory=ScreeningSettings)
+    roles: dict[AgentName, Role] = Field(
+        default_factory=dict,
+        description="Roles added to (or replacing) the built-in readonly, user, operator and admin.",
+    )
+    default_tool_risk: Risk = Field(
+        "high", description="Risk of tools with no `risk` or `approval` in their agent's `[tools]`."
+    )
     config_dir: Path | None = Field(
         None, exclude=True, description="Directory of the TOML file (set by loader)."
     )
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth_shorthand(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

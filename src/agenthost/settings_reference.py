@@ -94,7 +94,19 @@ def render_reference() -> str:
         if field.exclude:
             continue
         lines.extend(_rows_for_top(name, field))
-    for title, model, env_prefix in sections:
+    while sections:
+        title, model, env_prefix = sections.pop(0)
+        # Nested sections (e.g. `[auth.jwt]`, optional or not) get their own table, right after.
+        nested = [
+            (
+                f"{title[:-1]}.{name}{'.<name>' if typing.get_origin(field.annotation) is dict else ''}]",
+                sub,
+                f"{env_prefix}{name.upper()}__" if env_prefix else None,
+            )
+            for name, field in model.model_fields.items()
+            if (sub := _model_of(field.annotation)) is not None
+        ]
+        sections[:0] = nested
         doc = (model.__doc__ or "").strip().splitlines()[0]
         lines += ["", f"## `{title}`", "", doc, "", *_HEADER, *_rows(model, "", env_prefix)]
         if env_prefix is None:
@@ -106,3 +118,12 @@ def _rows_for_top(name: str, field: FieldInfo) -> list[str]:
     description = (field.description or "").replace("|", "\\|")
     env = f"`{ENV_PREFIX}{name.upper()}`"
     return [f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {env} | {description} |"]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The settings model behind `annotation` (`Model` or `Model | None`), else None."""
+    candidates = typing.get_args(annotation) if typing.get_origin(annotation) is not None else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None

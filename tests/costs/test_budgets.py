@@ -17,7 +17,15 @@ import httpx
 import pytest
 
 from agenthost.testing import MockLLMServer
-from tests.harness import REDIS_URL, Server, free_port, postgres_database, server_config
+from tests.harness import (
+    ADMIN_HEADERS,
+    REDIS_URL,
+    Server,
+    free_port,
+    postgres_database,
+    server_config,
+    wait_for,
+)
 
 # Small output estimates keep reservations close to real costs (a few micro-dollars per call).
 LIMITS = {"output_tokens_estimate": 16}
@@ -61,14 +69,6 @@ def webhook() -> Iterator[Webhook]:
     hook.close()
 
 
-def wait_for(check: Any, timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return value
-
-
 def test_a_user_budget_alerts_at_each_threshold_once_and_then_refuses(
     tmp_path: Path, mock: MockLLMServer, webhook: Webhook
 ) -> None:
@@ -110,7 +110,9 @@ def test_a_user_budget_alerts_at_each_threshold_once_and_then_refuses(
     assert last.status_code == 402 or last.json()["error"]["code"] == "budget_exceeded"
     assert again.status_code == 402
     assert again.json()["error"]["code"] == "budget_exceeded"
-    assert refused_in < 1.0
+    # Refused at the door (402 before any run is written), not after a model call or a wait: on a
+    # loaded CI machine one HTTP round trip can take a while, so the bound is generous.
+    assert refused_in < 5.0
     assert other_user["status"] == "succeeded"
     u1 = next(row for row in spent if row["name"] == "u1")
     assert u1["nanousd"] <= 40_000
@@ -175,7 +177,10 @@ def test_concurrent_runs_on_two_servers_never_overshoot_a_shared_budget(
             def submit(i: int) -> tuple[int, str]:
                 server = servers[i % 2]
                 response = httpx.post(
-                    f"{server.url}/v1/agents/plain/run", json={"input": f"run number {i}"}, timeout=60
+                    f"{server.url}/v1/agents/plain/run",
+                    json={"input": f"run number {i}"},
+                    headers=ADMIN_HEADERS,
+                    timeout=60,
                 )
                 body = response.json()
                 code = body.get("error", {}).get("code") if isinstance(body.get("error"), dict) else None
@@ -183,9 +188,14 @@ def test_concurrent_runs_on_two_servers_never_overshoot_a_shared_budget(
 
             with ThreadPoolExecutor(max_workers=40) as pool:
                 results = list(pool.map(submit, range(200)))
-            report = httpx.get(f"{servers[0].url}/v1/costs").json()
+            report = httpx.get(f"{servers[0].url}/v1/costs", headers=ADMIN_HEADERS).json()
             started = time.monotonic()
-            late = httpx.post(f"{servers[1].url}/v1/agents/plain/run", json={"input": "late"}, timeout=30)
+            late = httpx.post(
+                f"{servers[1].url}/v1/agents/plain/run",
+                json={"input": "late"},
+                headers=ADMIN_HEADERS,
+                timeout=30,
+            )
             late_in = time.monotonic() - started
         finally:
             for server in servers:

@@ -15,7 +15,7 @@ import pytest
 from openai import OpenAI
 
 from agenthost.testing import MockLLMServer
-from tests.harness import AGENTHOST, REPO, Server, postgres_database, server_config
+from tests.harness import ADMIN_KEY, AGENTHOST, REPO, Server, postgres_database, server_config, wait_for
 
 # USD per million tokens = nano-dollars per token.
 GPT_4O_MINI = (150, 600)  # input, output
@@ -53,7 +53,7 @@ def test_ledger_and_report_match_hand_computed_prices(fresh: Server, mock: MockL
         runs.append(
             client.post("/v1/agents/support/run", json={"input": "[two-tools] go", "user_id": "u1"}).json()
         )
-        sdk = OpenAI(base_url=f"{fresh.url}/v1", api_key="unused", max_retries=0)
+        sdk = OpenAI(base_url=f"{fresh.url}/v1", api_key=ADMIN_KEY, max_retries=0)
         completions = [
             sdk.chat.completions.create(
                 model="mock-anthropic", messages=[{"role": "user", "content": text}], user="u3"
@@ -113,7 +113,7 @@ def test_ledger_and_report_match_hand_computed_prices(fresh: Server, mock: MockL
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO)},
+        env={**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO), "AGENTHOST_API_KEY": ADMIN_KEY},
         check=True,
     )
     assert f"${total['usd']:,.6f}" in cli.stdout
@@ -143,9 +143,18 @@ def test_ledger_rows_past_retention_are_purged_and_the_rest_kept(tmp_path: Path,
                 f"INSERT INTO spend_ledger ({', '.join(old)}) VALUES ({', '.join('?' * len(old))})",
                 list(old.values()),
             )
-    server = Server(tmp_path, config).start()  # purges at start-up, then every minute
+    server = Server(tmp_path, config).start()  # the retention job runs at start-up
     with server.client() as client:
-        report = client.get("/v1/costs", params={"from": "2000-01-01T00:00:00Z"}).json()
+        report = wait_for(
+            lambda: (
+                (costs := client.get("/v1/costs", params={"from": "2000-01-01T00:00:00Z"}).json())["total"][
+                    "calls"
+                ]
+                < 4
+                and costs
+            ),
+            timeout=60,
+        )
     server.stop()
     with sqlite3.connect(database) as db:
         sources = {s for (s,) in db.execute("SELECT source FROM spend_ledger")}

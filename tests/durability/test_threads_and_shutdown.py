@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from agenthost.testing import MockLLMServer
-from tests.harness import Server, wait_for_status
+from tests.harness import ADMIN_HEADERS, Server, wait_for_status
 
 
 def conversation(mock: MockLLMServer, first_prompt: str) -> dict[str, int]:
@@ -59,7 +59,7 @@ def test_second_run_on_a_busy_thread_waits_or_is_rejected(
     results: dict[str, Any] = {}
 
     def slow_first() -> None:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
+        with httpx.Client(base_url=server.url, timeout=60, headers=ADMIN_HEADERS) as client:
             body = {"input": "[slow] first on the thread", "thread_id": "t-busy"}
             results["first"] = client.post("/v1/agents/crashy/run", json=body).json()
 

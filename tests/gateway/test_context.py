@@ -11,7 +11,7 @@ from openai import BadRequestError, OpenAI
 from pydantic_ai import Agent
 from pydantic_ai import messages as m
 from pydantic_ai.models import ModelRequestParameters
-from tests.harness import Server, server_config
+from tests.harness import ADMIN_KEY, Server, server_config
 
 from agenthost.gateway.context import ContextOverflowError, estimate_tokens, trim
 from agenthost.gateway.models import Gateway
@@ -125,7 +125,7 @@ def test_runs_and_passthrough_fit_the_context_or_fail_cleanly(tmp_path: Path, mo
                 for i in range(8)
             ]
             too_big = client.post("/v1/agents/plain/run", json={"input": FILLER * 40}).json()
-        sdk = OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        sdk = OpenAI(base_url=f"{server.url}/v1", api_key=ADMIN_KEY, max_retries=0)
         chat: list[Any] = []
         for i in range(12):
             chat += [

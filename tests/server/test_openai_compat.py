@@ -6,14 +6,14 @@ import json
 
 import openai
 import pytest
-from tests.harness import Server
+from tests.harness import ADMIN_KEY, Server
 
 from agenthost.testing import MockLLMServer
 
 
 @pytest.fixture
 def client(server: Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=ADMIN_KEY, max_retries=0)
 
 
 def test_models_lists_agents_and_gateway_models(client: openai.OpenAI) -> None:

@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from tests.harness import Server, collect_sse, iter_sse, wait_for_status
+from tests.harness import ADMIN_HEADERS, Server, collect_sse, iter_sse, wait_for_status
 
 from agenthost.testing import MockLLMServer
 
@@ -95,7 +95,9 @@ def test_stream_event_order_ids_and_usage(server: Server, mock: MockLLMServer) -
     deltas = [m.json()["delta"] for m in messages if m.event == "text.delta"]
     completed = messages[-1].json()
     assert "".join(deltas) == completed["output"]
-    assert len(deltas) == len(completed["output"].split())  # the mock streams one token per chunk
+    # The mock streams one token per chunk; output redaction holds back `hold_chars` (and whole
+    # words) so an entity split over chunks is seen whole, so chunks arrive coalesced but several.
+    assert 2 <= len(deltas) <= len(completed["output"].split())
     tool_call = messages[call].json()
     assert tool_call["name"] == "get_order"
     assert tool_call["args"] == {"order_id": "1234"}
@@ -272,7 +274,7 @@ def test_concurrent_runs(server: Server, mock: MockLLMServer) -> None:
     results: dict[int, dict[str, object]] = {}
 
     def one(i: int) -> None:
-        with httpx.Client(base_url=server.url, timeout=60) as client:
+        with httpx.Client(base_url=server.url, timeout=60, headers=ADMIN_HEADERS) as client:
             response = client.post("/v1/agents/plain/run", json={"input": f"parallel {i}"})
             results[i] = response.json()
             if response.status_code == 202:

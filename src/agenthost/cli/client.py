@@ -9,11 +9,21 @@ from typing import Any, Self
 
 import httpx
 
-__all__ = ["ApiClient", "ApiError", "default_url"]
+__all__ = ["ApiClient", "ApiError", "default_api_key", "default_url"]
 
 
 def default_url() -> str:
     return os.environ.get("AGENTHOST_URL", "http://127.0.0.1:8000")
+
+
+def default_api_key() -> str | None:
+    """`$AGENTHOST_API_KEY`, or the contents of the file named by `$AGENTHOST_API_KEY_FILE`."""
+    key = os.environ.get("AGENTHOST_API_KEY")
+    path = os.environ.get("AGENTHOST_API_KEY_FILE")
+    if not key and path:
+        with open(path, encoding="utf-8") as handle:  # noqa: PTH123
+            key = handle.read().strip()
+    return key or None
 
 
 class ApiError(Exception):
@@ -25,8 +35,13 @@ class ApiError(Exception):
 
 
 class ApiClient:
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        self._client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout, read=None))
+    def __init__(self, base_url: str, timeout: float = 30.0, api_key: str | None = None) -> None:
+        """`api_key` defaults to `default_api_key()` (sent as `X-API-Key`)."""
+        key = api_key or default_api_key()
+        headers = {"X-API-Key": key} if key else {}
+        self._client = httpx.Client(
+            base_url=base_url, timeout=httpx.Timeout(timeout, read=None), headers=headers
+        )
 
     def __enter__(self) -> Self:
         return self

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from agenthost.cli.client import ApiClient, ApiError, default_url
 
-__all__ = ["ConfigOption", "UrlOption", "api_call", "err", "fail", "out"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from agenthost.settings import Settings
+
+__all__ = ["ConfigOption", "UrlOption", "api_call", "err", "fail", "open_database", "out"]
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -36,3 +43,25 @@ def api_call(url: str, call: Callable[[ApiClient], Any]) -> Any:
             return call(client)
         except ApiError as exc:
             raise fail(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def open_database(config: Path | None) -> AsyncIterator[tuple[Settings, AsyncEngine]]:
+    """The configured settings and an engine on agenthost's database, migrated to the latest
+    revision (for commands that work on the database directly, without a server)."""
+    from agenthost.errors import AgentHostError
+    from agenthost.settings import load_settings
+    from agenthost.storage.engine import create_app_engine, database_urls
+    from agenthost.storage.migrate import upgrade
+
+    try:
+        settings = load_settings(config)
+    except AgentHostError as exc:
+        raise fail(exc.message, 2) from None
+    urls = database_urls(settings.database_url.get_secret_value())
+    await asyncio.to_thread(upgrade, urls)
+    engine = create_app_engine(urls)
+    try:
+        yield settings, engine
+    finally:
+        await engine.dispose()

@@ -13,11 +13,14 @@ from rich.table import Table
 
 from agenthost._version import __version__
 from agenthost.cli.approvals import approvals_app
+from agenthost.cli.audit import audit_app
 from agenthost.cli.client import ApiClient, ApiError, default_url
 from agenthost.cli.common import ConfigOption, UrlOption, err, out
 from agenthost.cli.common import fail as _fail
 from agenthost.cli.costs import costs
+from agenthost.cli.keys import keys_app
 from agenthost.cli.runs import runs_app
+from agenthost.cli.token import token_app
 from agenthost.errors import AgentHostError
 
 app = typer.Typer(
@@ -29,6 +32,9 @@ app = typer.Typer(
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(keys_app, name="keys")
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
 app.command("costs")(costs)
 
 

@@ -17,23 +17,24 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from agenthost.costs.budget_stores import BudgetStore, Counter, RedisBudgetStore, SqlBudgetStore
+from agenthost.costs.config import BudgetLimit
 from agenthost.costs.guard import BudgetExceededError
 from agenthost.errors import RunError
+from agenthost.storage.redis_client import redis_client
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from agenthost.costs.alerts import Alerts
-    from agenthost.costs.config import BudgetLimit
     from agenthost.settings import Settings
     from agenthost.storage.ledger import LedgerStore
 
-__all__ = ["BudgetUnavailableError", "Budgets", "Reservation", "budget_store"]
+__all__ = ["BudgetUnavailableError", "Budgets", "Payer", "Reservation", "budget_store"]
 
 _log = structlog.get_logger(__name__)
 _NANO = 1_000_000_000
@@ -65,6 +66,16 @@ def _periods(now: datetime) -> dict[str, tuple[str, datetime]]:
     }
 
 
+@dataclass(frozen=True)
+class Payer:
+    """The API key and team a call is charged to, beside its agent and user."""
+
+    key_id: str | None = None
+    key_budget: dict[str, Any] | None = None
+    """The key's own daily/monthly limits (`BudgetLimit` fields), if it has any."""
+    team: str | None = None
+
+
 def _usd(nanousd: int) -> str:
     return f"${nanousd / _NANO:,.2f}"
 
@@ -81,15 +92,22 @@ class Budgets:
         self._hourly_read = -_HOURLY_READ_SECONDS
         self._hourly_fired: datetime | None = None
 
-    def counters(self, agent: str | None, user: str | None, now: datetime | None = None) -> list[Counter]:
-        """The counters a call by `user` through `agent` counts against (limited ones, and the
-        ones only)."""
+    def counters(
+        self, agent: str | None, user: str | None, now: datetime | None = None, payer: Payer | None = None
+    ) -> list[Counter]:
+        """The counters a call by `user` through `agent` (with `payer`'s key and team) counts
+        against (limited ones, and the ones only)."""
         now = now or datetime.now(UTC)
         scopes: list[tuple[str, BudgetLimit]] = [("total", self.settings.total)]
         if user is not None:
             scopes.append((f"user:{user}", self.settings.users.get(user, self.settings.per_user)))
         if agent is not None:
             scopes.append((f"agent:{agent}", self.settings.agents.get(agent, self.settings.per_agent)))
+        if payer is not None and payer.key_id is not None:
+            own = BudgetLimit.model_validate(payer.key_budget) if payer.key_budget else None
+            scopes.append((f"key:{payer.key_id}", own or self.settings.per_key))
+        if payer is not None and payer.team is not None:
+            scopes.append((f"team:{payer.team}", self.settings.teams.get(payer.team, self.settings.per_team)))
         found = []
         for scope, limit in scopes:
             for period, (suffix, expires) in _periods(now).items():
@@ -108,10 +126,12 @@ class Budgets:
         if isinstance(self.store, SqlBudgetStore):
             await self.store.purge_expired()
 
-    async def ensure_open(self, agent: str | None, user: str | None, amount: int = 0) -> None:
-        """Refuse at once (402) when a budget of this agent or user has less than `amount` left
-        (the estimate of a first call)."""
-        counters = [c for c in self.counters(agent, user) if c.limit is not None]
+    async def ensure_open(
+        self, agent: str | None, user: str | None, amount: int = 0, payer: Payer | None = None
+    ) -> None:
+        """Refuse at once (402) when a budget of this agent, user, key or team has less than
+        `amount` left (the estimate of a first call)."""
+        counters = [c for c in self.counters(agent, user, payer=payer) if c.limit is not None]
         if not counters:
             return
         try:
@@ -124,11 +144,13 @@ class Budgets:
             if counter.limit is not None and spent + reserved + max(amount, 1) > counter.limit:
                 await self._refused(counter)
 
-    async def reserve(self, agent: str | None, user: str | None, amount: int) -> Reservation:
+    async def reserve(
+        self, agent: str | None, user: str | None, amount: int, payer: Payer | None = None
+    ) -> Reservation:
         """Reserve a call's estimated cost on all its budgets, or raise `BudgetExceededError`.
 
         With no budget configured for the call, nothing is read or written."""
-        counters = self.counters(agent, user)
+        counters = self.counters(agent, user, payer=payer)
         limited = [c for c in counters if c.limit is not None]
         if limited:
             try:
@@ -208,10 +230,7 @@ def budget_store(settings: Settings, engine: AsyncEngine) -> BudgetStore:
     """Redis counters when `[redis] url` is set (shared by replicas), else the database's."""
     if settings.redis.url is None:
         return SqlBudgetStore(engine)
-    from redis.asyncio import from_url  # noqa: PLC0415 - only deployments with Redis load the client
-
-    client = from_url(settings.redis.url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0)
-    return RedisBudgetStore(client, settings.redis.key_prefix)
+    return RedisBudgetStore(redis_client(settings.redis), settings.redis.key_prefix)
 
 
 def _exhausted(counter: Counter) -> BudgetExceededError:

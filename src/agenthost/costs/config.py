@@ -60,6 +60,14 @@ class BudgetSettings(BaseModel):
         default_factory=BudgetLimit, description="Each user (`user_id` of runs and completions) on its own."
     )
     per_agent: BudgetLimit = Field(default_factory=BudgetLimit, description="Each agent on its own.")
+    per_key: BudgetLimit = Field(
+        default_factory=BudgetLimit,
+        description="Each API key on its own (a key's own `budgets` replace this for it).",
+    )
+    per_team: BudgetLimit = Field(default_factory=BudgetLimit, description="Each team (key or JWT owner).")
+    teams: dict[str, BudgetLimit] = Field(
+        default_factory=dict, description="Limits of named teams, replacing `per_team` for them."
+    )
     users: dict[str, BudgetLimit] = Field(
         default_factory=dict, description="Limits of named users, replacing `per_user` for them."
     )

@@ -14,19 +14,17 @@ is recomputed from recorded steps on replay, so a recovered run stops where the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.usage import RequestUsage
 
+from agenthost.costs.config import RunLimits
 from agenthost.errors import RunError
 from agenthost.gateway.context import estimate_tokens
 from agenthost.gateway.models import primary_model
 from agenthost.gateway.pricing import PriceBook
-
-if TYPE_CHECKING:
-    from agenthost.costs.config import RunLimits
 
 __all__ = ["BudgetExceededError", "Limits", "RunTotals", "effective_limits", "estimate_call"]
 
@@ -65,10 +63,16 @@ def _lowest(*values: Any) -> Any:
 
 
 def effective_limits(
-    defaults: RunLimits, agent: RunLimits | None, requested: dict[str, Any] | None
+    defaults: RunLimits,
+    agent: RunLimits | None,
+    requested: dict[str, Any] | None,
+    key: dict[str, Any] | None = None,
 ) -> Limits:
-    """The agent's limits (its own, else the defaults), lowered by what the request asks for."""
+    """The agent's limits (its own, else the defaults) with the API key's own limits replacing
+    them field by field, lowered by what the request asks for (a caller can never raise them)."""
     base = agent if agent is not None else defaults
+    if key:
+        base = RunLimits.model_validate({**base.model_dump(), **key})
     asked = requested or {}
     cost = _lowest(base.max_cost_usd, asked.get("max_cost_usd"))
     return Limits(

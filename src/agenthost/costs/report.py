@@ -21,6 +21,7 @@ BREAKDOWNS = {
     "agent": ledger.c.agent,
     "user": ledger.c.user_id,
     "key": ledger.c.key_id,
+    "team": ledger.c.team,
 }
 _TOP_RUNS = 5
 _HOURS = 24
@@ -112,13 +113,13 @@ async def _top_runs(conn: AsyncConnection, where: Any) -> list[dict[str, Any]]:
     ]
 
 
-async def _hourly(conn: AsyncConnection, now: datetime) -> list[dict[str, Any]]:
+async def _hourly(conn: AsyncConnection, now: datetime, owner: Any) -> list[dict[str, Any]]:
     """Spend per UTC hour over the last 24 hours, the current hour last (empty hours included)."""
     current = now.replace(minute=0, second=0, microsecond=0)
     first = current - timedelta(hours=_HOURS - 1)
     buckets = {first + timedelta(hours=i): [0, 0] for i in range(_HOURS)}
     rows = await conn.execute(
-        sa.select(ledger.c.created_at, ledger.c.cost_nanousd).where(ledger.c.created_at >= first)
+        sa.select(ledger.c.created_at, ledger.c.cost_nanousd).where(ledger.c.created_at >= first, owner)
     )
     for created, cost in rows:
         hour = created.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -145,13 +146,19 @@ async def _savings(conn: AsyncConnection, where: Any, spent: int) -> dict[str, A
     }
 
 
-async def spend_report(engine: AsyncEngine, start: datetime | None, end: datetime | None) -> dict[str, Any]:
-    """Totals, averages, the top runs and breakdowns for [start, end) (default: today so far, UTC)."""
+async def spend_report(
+    engine: AsyncEngine, start: datetime | None, end: datetime | None, owner: Any = None
+) -> dict[str, Any]:
+    """Totals, averages, the top runs and breakdowns for [start, end) (default: today so far, UTC).
+
+    `owner` (a SQL condition on the ledger, e.g. `Principal.owner_clause`) limits every figure to
+    one tenant's spend; None reports everything."""
+    owner = sa.true() if owner is None else owner
     now = datetime.now(UTC)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     start = start or today
     end = end or now + timedelta(microseconds=1)
-    where = _in_range(start, end)
+    where = sa.and_(_in_range(start, end), owner)
     async with engine.connect() as conn:
         total = await _totals(conn, where)
         run_spend = (await _totals(conn, sa.and_(where, ledger.c.run_id.is_not(None))))["nanousd"]
@@ -160,9 +167,9 @@ async def spend_report(engine: AsyncEngine, start: datetime | None, end: datetim
             "from": start.isoformat(),
             "to": end.isoformat(),
             "total": total,
-            "today": _usd((await _totals(conn, ledger.c.created_at >= today))["nanousd"]),
+            "today": _usd((await _totals(conn, sa.and_(ledger.c.created_at >= today, owner)))["nanousd"]),
             "average_per_run": _usd(run_spend // total["runs"] if total["runs"] else 0),
-            "hourly": await _hourly(conn, now),
+            "hourly": await _hourly(conn, now, owner),
             "top_runs": await _top_runs(conn, where),
         }
         report["savings"] = await _savings(conn, where, total["nanousd"])

@@ -34,6 +34,7 @@ from pydantic_ai.usage import RequestUsage
 
 from agenthost.gateway.pricing import CACHE_PROVIDER
 from agenthost.observability.metrics import CACHE_LOOKUPS
+from agenthost.security.privacy import tenant_index_key
 
 if TYPE_CHECKING:
     from agenthost.gateway.semantic import SemanticCache
@@ -69,7 +70,9 @@ def cache_scope(*, enabled: bool, tenant: str | None) -> Any:
 class CacheStore(Protocol):
     async def get(self, key: str) -> bytes | None: ...
 
-    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None: ...
+    async def set(self, key: str, value: bytes, ttl_seconds: float, tenant: str | None = None) -> None:
+        """Store an answer; `tenant` (the user it was made for) lets erasure find it."""
+        ...
 
 
 def _part_form(part: Any) -> list[Any]:
@@ -134,14 +137,14 @@ class SqlCacheStore:
             ).first()
         return None if row is None else bytes(row[0])
 
-    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
+    async def set(self, key: str, value: bytes, ttl_seconds: float, tenant: str | None = None) -> None:
         if self._engine is None:
             return
         table = self._table
         expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
         async with self._engine.begin() as conn:
             await conn.execute(table.delete().where(table.c.key == key))
-            await conn.execute(table.insert().values(key=key, value=value, expires_at=expires))
+            await conn.execute(table.insert().values(key=key, value=value, expires_at=expires, tenant=tenant))
 
 
 class RedisCacheStore:
@@ -149,14 +152,30 @@ class RedisCacheStore:
 
     def __init__(self, redis: Any, prefix: str) -> None:
         self._redis = redis
+        self._root = prefix
         self._prefix = f"{prefix}:cache:"
+
+    @property
+    def client(self) -> Any:
+        """The Redis client (erasure deletes a user's entries through it)."""
+        return self._redis
 
     async def get(self, key: str) -> bytes | None:
         value = await self._redis.get(self._prefix + key)
         return None if value is None else bytes(value)
 
-    async def set(self, key: str, value: bytes, ttl_seconds: float) -> None:
-        await self._redis.set(self._prefix + key, value, px=max(int(ttl_seconds * 1000), 1))
+    async def set(self, key: str, value: bytes, ttl_seconds: float, tenant: str | None = None) -> None:
+        ttl_ms = max(int(ttl_seconds * 1000), 1)
+        if tenant is None:
+            await self._redis.set(self._prefix + key, value, px=ttl_ms)
+            return
+        # The tenant's index of entries, for erasure; it lives as long as its newest entry.
+        index = tenant_index_key(self._root, "cache", tenant)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self._prefix + key, value, px=ttl_ms)
+            pipe.sadd(index, key)
+            pipe.pexpire(index, ttl_ms)
+            await pipe.execute()
 
 
 @dataclass
@@ -290,9 +309,11 @@ class CacheModel(WrapperModel):
         if not _cacheable(response):
             return
         value = _RESPONSE.dump_json([response])
-        await self.store.set(key, value, self.ttl_seconds)
+        # Whose request it answered (even when answers are shared), so erasing that user removes it.
+        owner = _scope.get().tenant
+        await self.store.set(key, value, self.ttl_seconds, owner)
         if pending is not None and self.semantic is not None:
-            await self.semantic.add(pending.partition, pending.vector, value)
+            await self.semantic.add(pending.partition, pending.vector, value, owner)
 
     async def _lookup(self, key: str) -> bytes | None:
         stored = await self.store.get(key)

@@ -31,6 +31,7 @@ from agenthost.gateway.local import LocalLlamaModel, local_model_available
 from agenthost.gateway.pricing import PriceBook, context_window_of
 from agenthost.gateway.semantic import RedisSemanticStore, SemanticCache, SqlSemanticStore
 from agenthost.settings import LocalModelSettings, ModelConfig, Settings
+from agenthost.storage.redis_client import redis_client
 
 __all__ = ["Gateway", "ResolvedModel", "build_provider_model", "env_secret"]
 
@@ -182,11 +183,9 @@ def stores(settings: Settings) -> tuple[BreakerStore, CacheStore, SemanticCache 
     """Breakers and caches in Redis when `[redis] url` is set (shared by replicas), else local/database."""
     if settings.redis.url is None:
         return MemoryBreakerStore(), SqlCacheStore(), _semantic(settings, None)
-    from redis.asyncio import from_url  # noqa: PLC0415 - only deployments with Redis load the client
+    from agenthost.gateway.breaker_redis import RedisBreakerStore  # noqa: PLC0415 - loads the client
 
-    from agenthost.gateway.breaker_redis import RedisBreakerStore  # noqa: PLC0415
-
-    client = from_url(settings.redis.url.get_secret_value(), socket_timeout=2.0, socket_connect_timeout=2.0)
+    client = redis_client(settings.redis)
     prefix = settings.redis.key_prefix
     return RedisBreakerStore(client, prefix), RedisCacheStore(client, prefix), _semantic(settings, client)
 

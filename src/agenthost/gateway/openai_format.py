@@ -25,6 +25,7 @@ __all__ = [
     "ChunkWriter",
     "completion_body",
     "completion_id",
+    "text_delta",
     "to_messages",
     "to_parameters",
     "to_settings",
@@ -303,3 +304,12 @@ class ChunkWriter:
     @staticmethod
     def done() -> str:
         return "data: [DONE]\n\n"
+
+
+def text_delta(event: _messages.ModelResponseStreamEvent) -> str:
+    """The text a pydantic-ai stream event adds (empty for tool calls and other parts)."""
+    if isinstance(event, _messages.PartStartEvent) and isinstance(event.part, _messages.TextPart):
+        return event.part.content
+    if isinstance(event, _messages.PartDeltaEvent) and isinstance(event.delta, _messages.TextPartDelta):
+        return event.delta.content_delta
+    return ""

@@ -31,6 +31,7 @@ from pydantic_ai.settings import ModelSettings
 
 from agenthost.gateway.cache import request_key
 from agenthost.gateway.embeddings import Embedder
+from agenthost.security.privacy import tenant_index_key
 
 __all__ = ["RedisSemanticStore", "SemanticCache", "SemanticStore", "SqlSemanticStore", "prompt_of"]
 
@@ -42,7 +43,11 @@ class SemanticStore(Protocol):
         """The partition's live entries, newest first: (float32 vector bytes, stored value)."""
         ...
 
-    async def add(self, partition: str, vector: bytes, value: bytes, ttl_seconds: float) -> None: ...
+    async def add(
+        self, partition: str, vector: bytes, value: bytes, ttl_seconds: float, tenant: str | None = None
+    ) -> None:
+        """Store an entry; `tenant` (the user it was made for) lets erasure find it."""
+        ...
 
 
 def prompt_of(messages: list[_messages.ModelMessage]) -> str | None:
@@ -133,9 +138,9 @@ class SemanticCache:
             return None, vector
         return Match(rows[best][1], similarity), vector
 
-    async def add(self, partition: str, vector: Any, value: bytes) -> None:
+    async def add(self, partition: str, vector: Any, value: bytes, tenant: str | None = None) -> None:
         try:
-            await self.store.add(partition, vector.tobytes(), value, self.ttl_seconds)
+            await self.store.add(partition, vector.tobytes(), value, self.ttl_seconds, tenant)
         except Exception as exc:
             _log.warning("semantic_cache_store_failed", error=f"{type(exc).__name__}: {exc}"[:300])
 
@@ -165,7 +170,9 @@ class SqlSemanticStore:
         async with self._engine.connect() as conn:
             return [(bytes(v), bytes(value)) for v, value in (await conn.execute(query)).all()]
 
-    async def add(self, partition: str, vector: bytes, value: bytes, ttl_seconds: float) -> None:
+    async def add(
+        self, partition: str, vector: bytes, value: bytes, ttl_seconds: float, tenant: str | None = None
+    ) -> None:
         if self._engine is None:
             return
         table = self._table
@@ -180,6 +187,7 @@ class SqlSemanticStore:
                     vector=vector,
                     value=value,
                     expires_at=now + timedelta(seconds=ttl_seconds),
+                    tenant=tenant,
                 )
             )
 
@@ -189,6 +197,7 @@ class RedisSemanticStore:
 
     def __init__(self, redis: Any, prefix: str) -> None:
         self._redis = redis
+        self._root = prefix
         self._prefix = f"{prefix}:semantic:"
 
     async def candidates(self, partition: str, limit: int) -> list[tuple[bytes, bytes]]:
@@ -209,7 +218,9 @@ class RedisSemanticStore:
             await self._redis.zrem(index, *expired)
         return found
 
-    async def add(self, partition: str, vector: bytes, value: bytes, ttl_seconds: float) -> None:
+    async def add(
+        self, partition: str, vector: bytes, value: bytes, ttl_seconds: float, tenant: str | None = None
+    ) -> None:
         index = f"{self._prefix}{partition}"
         entry = secrets.token_hex(8)
         ttl_ms = max(int(ttl_seconds * 1000), 1)
@@ -219,4 +230,9 @@ class RedisSemanticStore:
             pipe.set(f"{index}:{entry}:a", value, px=ttl_ms)
             pipe.zadd(index, {entry: now})
             pipe.pexpire(index, ttl_ms)
+            if tenant is not None:
+                # The tenant's index of entries (`<partition>:<entry>`), for erasure.
+                owned = tenant_index_key(self._root, "semantic", tenant)
+                pipe.sadd(owned, f"{partition}:{entry}")
+                pipe.pexpire(owned, ttl_ms)
             await pipe.execute()

@@ -38,6 +38,7 @@ from agenthost.runtime.approvals import await_approvals
 from agenthost.runtime.events import RunEvent
 from agenthost.runtime.spec import configured_model
 from agenthost.runtime.steps import DurableModel, RunCapability
+from agenthost.security.policy import approval_required, tool_risk
 from agenthost.settings import ToolConfig
 from agenthost.storage.ledger import LedgerStore
 
@@ -76,10 +77,14 @@ class RunExecution:
         self.primary = primary_model(runtime.registry.get(spec.agent).model)
         agent_config = runtime.settings.agents.get(spec.agent)
         self.limits = effective_limits(
-            runtime.settings.limits, agent_config.limits if agent_config else None, spec.limits
+            runtime.settings.limits,
+            agent_config.limits if agent_config else None,
+            spec.limits,
+            spec.key_limits,
         )
         self._tools = agent_config.tools if agent_config is not None else {}
         self.thread_id = spec.thread_id
+        self._text = runtime.redaction.stream(spec.agent)
 
     async def _cost_anomaly(self) -> None:
         """Alert (once per run) when the run cost more than `[alerts] run_cost_usd`, and check
@@ -111,6 +116,10 @@ class RunExecution:
         Its number is the next in the run. A run's last event is published only after the final
         write, so whoever sees it live can read the finished run.
         """
+        fields = _REDACTED_FIELDS.get(type_)
+        if fields:
+            redaction = self.runtime.redaction
+            data = {k: redaction.value(self.spec.agent, v) if k in fields else v for k, v in data.items()}
         self.seq += 1
         event = RunEvent(self.run_id, self.seq, type_, data)
         if live:
@@ -118,12 +127,35 @@ class RunExecution:
         self.runtime.writer.add(event)
         return event
 
+    def emit_text(self, delta: str) -> None:
+        """Emit streamed model text, redacted; text that may still be part of an entity is held
+        back until the next delta or `flush_text`."""
+        text = delta if self._text is None else self._text.feed(delta)
+        if text:
+            self.emit("text.delta", {"delta": text})
+
+    def flush_text(self) -> None:
+        """Emit the text held back at the end of a model call."""
+        if self._text is not None and (text := self._text.flush()):
+            self.emit("text.delta", {"delta": text})
+
+    def reset_text(self) -> None:
+        """Drop held text: the model call is made (or replayed) again from its start."""
+        if self._text is not None:
+            self._text.reset()
+
     async def flush_events(self) -> None:
         """Store the events emitted so far now (before a long wait)."""
         await self.runtime.writer.flush()
 
     def tool_config(self, name: str) -> ToolConfig:
         return self._tools.get(name, _DEFAULT_TOOL)
+
+    def tool_risk(self, name: str) -> str:
+        return tool_risk(self._tools.get(name), self.runtime.settings.default_tool_risk)
+
+    def approval_required(self, name: str) -> bool:
+        return approval_required(self._tools.get(name), self.runtime.settings.default_tool_risk)
 
     async def await_approvals(self, requests: DeferredToolRequests) -> DeferredToolResults:
         return await await_approvals(self, requests)
@@ -164,7 +196,8 @@ class RunExecution:
             )
             values: dict[str, Any] = {"status": status, "error": error, **self._counted()}
             if isinstance(exc, BudgetExceededError) and self.last_text:
-                values["output"] = self.last_text  # what it produced before the limit
+                # What it produced before the limit.
+                values["output"] = self.runtime.redaction.value(self.spec.agent, self.last_text)
             summary = await self._finish(values, last=last)
             _log.warning(
                 "run_ended", run_id=self.run_id, status=status, code=error["code"], message=error["message"]
@@ -174,6 +207,7 @@ class RunExecution:
             )
             return summary
         totals = self._totals(usage)
+        output = self.runtime.redaction.value(self.spec.agent, output)
         last = self.emit("run.completed", {"status": "succeeded", "output": output, **totals}, live=False)
         columns = {key: usage[key] for key in ("input_tokens", "output_tokens", "requests", "tool_calls")}
         return await self._finish(
@@ -198,7 +232,7 @@ class RunExecution:
         # Never cache the answers of an agent whose tools have side effects: a cached answer would
         # skip a tool call that should have happened.
         side_effects = any(
-            t.execution == "at_most_once" or t.approval == "required" for t in self._tools.values()
+            t.execution == "at_most_once" or self.approval_required(name) for name, t in self._tools.items()
         )
         cache_scope(enabled=not side_effects, tenant=self.spec.user_id)
         with agent.parallel_tool_call_execution_mode("sequential"):
@@ -298,6 +332,14 @@ class RunExecution:
         await self._cost_anomaly()
         self.runtime.bus.publish(last)
         return {key: value for key, value in values.items() if key != "completed_at"}
+
+
+# Event fields that carry model output or tool data, redacted before they are stored or sent.
+_REDACTED_FIELDS: dict[str, frozenset[str]] = {
+    "tool.call": frozenset({"args"}),
+    "tool.result": frozenset({"result", "error"}),
+    "approval.required": frozenset({"args"}),
+}
 
 
 def _now() -> datetime:

@@ -76,6 +76,8 @@ class RunRecovery:
             "agent": source["agent"],
             "status": "running",
             "user_id": source["user_id"],
+            "key_id": source.get("key_id"),
+            "team": source.get("team"),
             "thread_id": None,
             "input": source["input"],
             "metadata": source["metadata"],

@@ -16,6 +16,10 @@ from agenthost.costs.budgets import Budgets
 from agenthost.gateway.batch import Batcher
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.registry import AgentRegistry
+from agenthost.security.audit import AuditLog
+from agenthost.security.output import OutputRedaction
+from agenthost.security.ratelimit import RateLimiter
+from agenthost.security.screening import Screener
 from agenthost.settings import Settings
 from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import DatabaseURLs
@@ -41,6 +45,10 @@ class Runtime:
     budgets: Budgets
     alerts: Alerts
     batcher: Batcher
+    redaction: OutputRedaction
+    limiter: RateLimiter
+    audit: AuditLog
+    screener: Screener
     local_tasks: dict[str, asyncio.Task[object]] = field(default_factory=dict)
     """Runs executing in this process, so a cancel can interrupt them at once."""
     cancelled: set[str] = field(default_factory=set)

@@ -25,6 +25,7 @@ from agenthost.runtime.events import RunEvent, Subscription
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.spec import RunSpec, configured_model
 from agenthost.runtime.workflow import start_run
+from agenthost.security.audit import actor_fields
 from agenthost.storage.ledger import LedgerStore, ledger_row
 from agenthost.storage.runs import TERMINAL_STATUSES, RunFilter
 
@@ -90,8 +91,12 @@ class RunService:
             spec = spec.model_copy(update={"queued": True})
         # Hashed as the caller sent it: a model classifier may answer differently on a retry.
         request_hash = _request_hash(spec)
+        # Input screening (size, control characters, prompt injection) before any model call.
+        spec = spec.model_copy(update={"input": await self.runtime.screener.aenforce(spec.input)})
         # A spent budget refuses the run at once (402), before anything is written.
-        await self.runtime.budgets.ensure_open(spec.agent, spec.user_id, self._first_call_estimate(spec))
+        await self.runtime.budgets.ensure_open(
+            spec.agent, spec.user_id, self._first_call_estimate(spec), spec.payer()
+        )
         spec, classifier = await self._route(spec)
         if spec.priority == "batch":
             name = configured_model(self.runtime.settings, spec)
@@ -106,6 +111,8 @@ class RunService:
             "agent": spec.agent,
             "status": "queued" if spec.queued else "running",
             "user_id": spec.user_id,
+            "key_id": spec.key_id,
+            "team": spec.team,
             "thread_id": spec.thread_id,
             "tier": spec.tier,
             "input": {"text": spec.input, "max_tokens": spec.max_tokens},
@@ -116,6 +123,7 @@ class RunService:
             "started_at": None if spec.queued else now,
         }
         stored, created = await self.store.create(row)
+        await self._audit_started(run_id, spec, created=created)
         if created and classifier is not None:
             await self._ledger_classifier(run_id, spec, classifier, now)
         if not created:
@@ -130,6 +138,20 @@ class RunService:
         handle = await start_run(run_id, spec)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
+
+    async def _audit_started(self, run_id: str, spec: RunSpec, *, created: bool) -> None:
+        """`run.started` in the audit log (once, not for an idempotent repeat)."""
+        if not created:
+            return
+        await self.runtime.audit.append(
+            "run.started",
+            **actor_fields(spec.actor or "anonymous", spec.actor_user),
+            subject_user=spec.user_id,
+            target=run_id,
+            model=configured_model(self.runtime.settings, spec) or None,
+            details={"agent": spec.agent, "thread_id": spec.thread_id, "priority": spec.priority},
+            dedupe_key=f"run.started:{run_id}",
+        )
 
     def _first_call_estimate(self, spec: RunSpec) -> int:
         """What the run's first model call may cost at least: its input and the output estimate."""

@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agenthost.costs.budgets import Payer
+
 if TYPE_CHECKING:
     from agenthost.settings import Settings
 
@@ -35,6 +37,24 @@ class RunSpec(BaseModel):
     priority: str = "interactive"
     """`batch`: the run's model calls go through the provider's batch API."""
     queued: bool = False
+    key_id: str | None = None
+    """The API key that started the run (budgets, rate limits and the ledger count it)."""
+    team: str | None = None
+    max_tool_risk: str | None = None
+    """The riskiest tool the caller's role may use; riskier tools are not offered to the model."""
+    key_budget: dict[str, Any] | None = None
+    """The key's own spend limits when the run started (`BudgetLimit` fields)."""
+    key_limits: dict[str, Any] | None = None
+    key_rate_limits: dict[str, Any] | None = None
+    actor: str | None = None
+    """The credential that started the run (`key:<id>`, `jwt:<user>`, `admin-key`), for the audit log."""
+    actor_user: str | None = None
+    """The key's own rate limits (its tokens per minute bind the run's model calls)."""
+    """The key's own run limits (`[limits]` fields); they replace the agent's."""
+
+    def payer(self) -> Payer:
+        """Who the run's calls are charged to, beside its agent and user."""
+        return Payer(self.key_id, self.key_budget, self.team)
 
 
 def configured_model(settings: Settings, spec: RunSpec) -> str:

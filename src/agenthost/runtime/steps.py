@@ -15,6 +15,7 @@ Step outputs are plain JSON-able data, never pickled exceptions, so a later rele
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -32,10 +33,13 @@ from pydantic_core import to_jsonable_python
 from agenthost.costs.budgets import BudgetUnavailableError
 from agenthost.costs.guard import BudgetExceededError, check_model_call, check_tool_call, estimate_call
 from agenthost.costs.savings import savings
-from agenthost.errors import ModelError, ToolError
+from agenthost.errors import ModelError, RateLimitedError, ToolError
 from agenthost.gateway.chain import AllModelsUnavailableError
 from agenthost.gateway.context import ContextOverflowError, side_calls
+from agenthost.gateway.openai_format import text_delta
 from agenthost.gateway.pricing import call_fields, combine_status
+from agenthost.security.ratelimit import RateLimit, RateLimiter, wait_for_tokens
+from agenthost.security.roles import risk_rank
 
 if TYPE_CHECKING:
     from agenthost.runtime.execution import RunExecution
@@ -49,14 +53,6 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
-
-
-def _text_of(event: _messages.ModelResponseStreamEvent) -> str:
-    if isinstance(event, _messages.PartStartEvent) and isinstance(event.part, _messages.TextPart):
-        return event.part.content
-    if isinstance(event, _messages.PartDeltaEvent) and isinstance(event.delta, _messages.TextPartDelta):
-        return event.delta.content_delta
-    return ""
 
 
 async def model_step(
@@ -79,22 +75,36 @@ async def model_step(
         nonlocal executed
         executed = True
         run.seq = first_seq
+        run.reset_text()
         budgets = run.runtime.budgets
         try:
-            reservation = await budgets.reserve(run.spec.agent, run.spec.user_id, estimate_nanousd)
+            reservation = await budgets.reserve(
+                run.spec.agent, run.spec.user_id, estimate_nanousd, run.spec.payer()
+            )
         except (BudgetExceededError, BudgetUnavailableError) as exc:
             error = {"code": exc.code, "message": exc.message, **(exc.details or {})}
             return {"error": error, "deltas": [], "duration_ms": 0.0, "step": DBOS.step_id}
+        limiter, who, overrides = _rate_scope(run)
+        try:
+            await wait_for_tokens(limiter, who, overrides)
+        except RateLimitedError as exc:
+            await budgets.settle(reservation, 0)
+            error = {"code": exc.code, "message": exc.message, "retry_after": exc.retry_after}
+            return {"error": error, "deltas": [], "duration_ms": 0.0, "step": DBOS.step_id}
         record = await _stream_model(run, model, messages, settings, parameters)
         await budgets.settle(reservation, record.get("cost_nanousd", 0))
+        if record.get("tokens"):
+            await limiter.record_tokens(who, record["tokens"], overrides)
         record["step"] = DBOS.step_id
         return record
 
     record = await DBOS.run_step_async({"name": f"model:{model.model_name}"}, call)
     if not executed:
         run.seq = first_seq
+        run.reset_text()
         for delta in record["deltas"]:
-            run.emit("text.delta", {"delta": delta})
+            run.emit_text(delta)
+    run.flush_text()
     if "error" in record:
         error = {**record["error"], "step": record.get("step"), "seq": first_seq}
         if error["code"] == BudgetExceededError.default_code:
@@ -120,6 +130,8 @@ async def model_step(
             "step": record.get("step"),
             "agent": run.spec.agent,
             "user_id": run.spec.user_id,
+            "key_id": run.spec.key_id,
+            "team": run.spec.team,
             "tier": run.spec.tier,
             "ledger": paid_here,
             "saved": savings(
@@ -151,10 +163,10 @@ async def _stream_model(
         with side_calls() as summaries:
             async with model.request_stream(messages, settings, parameters) as stream:
                 async for event in stream:
-                    text = _text_of(event)
+                    text = text_delta(event)
                     if text:
                         deltas.append(text)
-                        run.emit("text.delta", {"delta": text})
+                        run.emit_text(text)
                 response = stream.get()
     except ModelAPIError as exc:
         code = _ERROR_CODES.get(type(exc), "model_error")
@@ -167,12 +179,29 @@ async def _stream_model(
     # Summaries written to fit the context are part of this step's cost.
     price = prices.total([price, *(prices.of(summary) for summary in summaries)])
     return {
+        "tokens": response.usage.input_tokens + response.usage.output_tokens,
         "response": _RESPONSE.dump_python([response], mode="json")[0],
         "deltas": deltas,
         "cost_nanousd": price.nanousd,
         "cost_status": price.status,
         "duration_ms": _ms(started),
     }
+
+
+async def screened_tool_output(run: RunExecution, value: Any) -> Any:
+    """The tool's result as the model may see it: screened for indirect prompt injection (text,
+    or the JSON of structured results), wrapped or withheld per `[screening] tool_output_action`."""
+    screener = run.runtime.screener
+    text = value if isinstance(value, str) else json.dumps(to_jsonable_python(value, fallback=str))
+    screened = await screener.aenforce(text, source="tool")
+    return value if screened == text else screened
+
+
+def _rate_scope(run: RunExecution) -> tuple[RateLimiter, dict[str, str | None], dict[str, RateLimit] | None]:
+    """The run's rate-limit identities (its key and user) and its key's own limits."""
+    limiter = run.runtime.limiter
+    overrides = limiter.key_overrides(run.spec.key_rate_limits)
+    return limiter, {"key": run.spec.key_id, "user": run.spec.user_id}, overrides
 
 
 async def tool_step(
@@ -209,9 +238,23 @@ async def tool_step(
                 "not have taken effect, and it is not run again automatically"
             )
             return {"outcome": "unknown", "error": message, "duration_ms": 0.0, "step": step}
+        await run.runtime.audit.append(
+            "tool.called",
+            actor="system",
+            actor_user=None,
+            subject_user=run.spec.user_id,
+            target=run.run_id,
+            details={
+                "tool": name,
+                "args": to_jsonable_python(args, fallback=str),
+                "risk": run.tool_risk(name),
+            },
+            model=run.model_name,
+            dedupe_key=f"tool.called:{run.run_id}:{step}",
+        )
         started = time.perf_counter()
         try:
-            value = await handler(args)
+            value = await screened_tool_output(run, await handler(args))
         except ModelRetry as exc:
             return {"outcome": "retry", "error": exc.message, "duration_ms": _ms(started), "step": step}
         except ToolFailed as exc:
@@ -284,6 +327,18 @@ class RunCapability(AbstractCapability[Any]):
         super().__init__()
         self._run = run
 
+    async def prepare_tools(
+        self,
+        ctx: RunContext[Any],  # noqa: ARG002
+        tool_defs: list[ToolDefinition],
+    ) -> list[ToolDefinition]:
+        """Offer the model only the tools the caller's role may use (by each tool's risk)."""
+        ceiling = self._run.spec.max_tool_risk
+        if ceiling is None:
+            return tool_defs
+        allowed = risk_rank(ceiling)
+        return [t for t in tool_defs if risk_rank(self._run.tool_risk(t.name)) <= allowed]
+
     async def wrap_tool_execute(
         self,
         ctx: RunContext[Any],
@@ -293,7 +348,7 @@ class RunCapability(AbstractCapability[Any]):
         args: dict[str, Any],
         handler: Handler,
     ) -> Any:
-        if self._run.tool_config(call.tool_name).approval == "required" and not ctx.tool_call_approved:
+        if self._run.approval_required(call.tool_name) and not ctx.tool_call_approved:
             # pydantic-ai collects the call as a deferred approval request, then asks
             # `handle_deferred_tool_calls` below for the decisions, and re-runs approved calls here.
             raise ApprovalRequired(metadata={"agenthost": "approval"})

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from agenthost.errors import InvalidRequestError
+from agenthost.errors import InvalidRequestError, NotFoundError, UnauthorizedError
 from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService
+from agenthost.security.auth import Authenticator, Principal
+from agenthost.security.ratelimit import RateLimiter, client_ip
 
-__all__ = ["IdempotencyKeyDep", "RecoveryDep", "RuntimeDep", "ServiceDep"]
+__all__ = [
+    "AdminDep",
+    "IdempotencyKeyDep",
+    "PrincipalDep",
+    "RecoveryDep",
+    "RuntimeDep",
+    "ServiceDep",
+    "authenticate",
+    "ensure_thread",
+    "visible_run",
+]
 
 _MAX_KEY = 256
 
@@ -40,6 +52,63 @@ async def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = No
     return idempotency_key
 
 
+def rate_identities(
+    request: Request, principal: Principal | None, limiter: RateLimiter
+) -> dict[str, str | None]:
+    """Who a request counts against: its key, its user and its client address."""
+    peer = request.client.host if request.client is not None else None
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), limiter.settings)
+    if principal is None:
+        return {"ip": ip}
+    return {"key": principal.key_id, "user": principal.user_id, "ip": ip}
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller (401 without valid credentials), admitted by the rate limits (429 otherwise);
+    computed once per request. Failed authentications count against the client address too."""
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, Principal):
+        return principal
+    authenticator: Authenticator = request.app.state.authenticator
+    limiter: RateLimiter = request.app.state.runtime.limiter
+    try:
+        principal = await authenticator.authenticate(request.headers)
+    except UnauthorizedError:
+        await limiter.hit_request(rate_identities(request, None, limiter))  # key guessing ends in 429s
+        raise
+    identities = rate_identities(request, principal, limiter)
+    overrides = limiter.key_overrides(principal.key.rate_limits if principal.key is not None else None)
+    state = await limiter.hit_request(identities, overrides)
+    request.state.principal = principal
+    request.state.rate_limit = (identities, overrides)
+    request.state.rate_limit_headers = state.headers()
+    return principal
+
+
+async def _admin(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+    principal.require_admin()
+    return principal
+
+
+async def visible_run(service: RunService, principal: Principal, run_id: str) -> dict[str, Any]:
+    """The run, if the caller may see it; otherwise the same 404 as for a run that does not exist."""
+    row = await service.get(run_id)
+    if not principal.sees(row):
+        raise NotFoundError(f"run {run_id!r} does not exist", code="run_not_found")
+    return row
+
+
+async def ensure_thread(runtime: Runtime, principal: Principal, thread_id: str | None) -> None:
+    """404 unless every run on the thread is visible to the caller (a new thread id is fine)."""
+    if thread_id is None:
+        return
+    owners = await runtime.store.thread_owners(thread_id)
+    if not all(principal.sees(owner) for owner in owners):
+        raise NotFoundError(f"thread {thread_id!r} does not exist", code="thread_not_found")
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+AdminDep = Annotated[Principal, Depends(_admin)]
 RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 ServiceDep = Annotated[RunService, Depends(_service)]
 RecoveryDep = Annotated[RunRecovery, Depends(_recovery)]

@@ -38,7 +38,9 @@ async def _agenthost_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AgentHostError)
     if exc.status >= 500:  # noqa: PLR2004
         _log.error("request_failed", code=exc.code, message=exc.message)
-    return JSONResponse(exc.to_body(_request_id(request)), status_code=exc.status)
+    return JSONResponse(
+        exc.to_body(_request_id(request)), status_code=exc.status, headers=exc.headers or None
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -42,7 +42,12 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (_HEADER, raw)]
+                headers = [*message.get("headers", []), (_HEADER, raw)]
+                # The rate limits the request was admitted under (a 429 carries its own).
+                limits = (scope.get("state") or {}).get("rate_limit_headers")
+                if limits and not any(k.lower() == b"ratelimit-limit" for k, _ in headers):
+                    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in limits.items()]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_id)

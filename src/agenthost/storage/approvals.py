@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from agenthost.storage.base import Store
-from agenthost.storage.tables import approvals, row_dict
+from agenthost.storage.tables import approvals, row_dict, runs
 
 __all__ = ["ApprovalStore"]
 
@@ -65,8 +65,12 @@ class ApprovalStore(Store):
         agent: str | None,
         tool: str | None,
         limit: int,
+        run_owner: Any = None,
     ) -> list[dict[str, Any]]:
+        """Approvals, newest first; `run_owner` (a condition on `runs`) keeps those of visible runs."""
         statement = sa.select(approvals)
+        if run_owner is not None:
+            statement = statement.where(approvals.c.run_id.in_(sa.select(runs.c.id).where(run_owner)))
         for column, value in (
             (approvals.c.status, status),
             (approvals.c.run_id, run_id),

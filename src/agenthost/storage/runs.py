@@ -27,6 +27,8 @@ class RunFilter:
     status: str | None = None
     agent: str | None = None
     user_id: str | None = None
+    owner: Any = None
+    """A SQL condition limiting the rows to what the caller may see (None: all)."""
     created_after: datetime | None = None
     created_before: datetime | None = None
     cursor: tuple[datetime, str] | None = None
@@ -59,6 +61,8 @@ class RunStore(Store):
             statement = statement.where(runs.c.agent == query.agent)
         if query.user_id is not None:
             statement = statement.where(runs.c.user_id == query.user_id)
+        if query.owner is not None:
+            statement = statement.where(query.owner)
         if query.created_after is not None:
             statement = statement.where(runs.c.created_at >= query.created_after)
         if query.created_before is not None:
@@ -163,6 +167,16 @@ class RunStore(Store):
         )
         async with self.engine.connect() as conn:
             return (await conn.execute(statement)).first() is not None
+
+    async def thread_owners(self, thread_id: str) -> list[dict[str, Any]]:
+        """The distinct (user_id, key_id, team) of the runs on a thread."""
+        statement = (
+            sa.select(runs.c.user_id, runs.c.key_id, runs.c.team)
+            .where(runs.c.thread_id == thread_id)
+            .distinct()
+        )
+        async with self.engine.connect() as conn:
+            return [row_dict(row) for row in await conn.execute(statement)]
 
     async def unfinished(self) -> list[tuple[str, datetime]]:
         """Ids and creation times of runs not yet ended."""

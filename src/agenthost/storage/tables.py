@@ -63,11 +63,16 @@ runs = sa.Table(
     sa.Column("forked_from", sa.String(64)),
     sa.Column("fork_step", sa.Integer),
     sa.Column("tier", sa.String(16)),
+    sa.Column("key_id", sa.String(32)),
+    sa.Column("team", sa.String(128)),
+    # When the run's input, output, events and durable records were scrubbed (erasure, retention).
+    sa.Column("scrubbed_at", UTCDateTime),
     sa.Index("ix_runs_created", "created_at", "id"),
     sa.Index("ix_runs_status_created", "status", "created_at"),
     sa.Index("ix_runs_agent_created", "agent", "created_at"),
     sa.Index("ix_runs_user_created", "user_id", "created_at"),
     sa.Index("ix_runs_thread", "thread_id", "status"),
+    sa.Index("ix_runs_key_created", "key_id", "created_at"),
 )
 
 run_events = sa.Table(
@@ -119,7 +124,10 @@ response_cache = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Who the answer was made for, so erasing a user removes their cached answers too.
+    sa.Column("tenant", sa.String(256), nullable=True),
     sa.Index("ix_response_cache_expires", "expires_at"),
+    sa.Index("ix_response_cache_tenant", "tenant"),
 )
 
 spend_ledger = sa.Table(
@@ -200,10 +208,92 @@ semantic_cache = sa.Table(
     sa.Column("vector", sa.LargeBinary, nullable=False),
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("tenant", sa.String(256), nullable=True),
     sa.Index("ix_semantic_cache_partition", "partition", "expires_at"),
+    sa.Index("ix_semantic_cache_tenant", "tenant"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    # The secret is never stored: `secret_hash` is SHA-256 of it (keys carry 256 random bits, so a
+    # slow password hash adds nothing). `previous_hash` keeps a rotated-out secret valid until
+    # `previous_expires_at`.
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(256), nullable=True),
+    sa.Column("team", sa.String(128), nullable=True),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("agents", JSONType, nullable=True),
+    sa.Column("rate_limits", JSONType, nullable=True),
+    sa.Column("budgets", JSONType, nullable=True),
+    sa.Column("limits", JSONType, nullable=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("previous_hash", sa.String(64), nullable=True),
+    sa.Column("previous_expires_at", UTCDateTime, nullable=True),
+    sa.Column("expires_at", UTCDateTime, nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=True),
+    sa.Column("rotated_at", UTCDateTime, nullable=True),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+    sa.Index("ix_api_keys_user", "user_id"),
 )
 
 
 def row_dict(row: Any) -> dict[str, Any]:
     """A result row (`sa.Row` of any shape) as a plain dict."""
     return dict(row._mapping)  # noqa: SLF001 - `_mapping` is SQLAlchemy's public row-as-mapping accessor
+
+
+# -- Audit log and privacy (security/audit.py, security/privacy.py; migration 0011) ------------
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    # Hash-chained: `hash` = SHA-256 of `prev_hash` and the entry's canonical form, which holds the
+    # keyed digests of the personal fields (`*_digest`), not their text, so erasure can blank the
+    # text and the chain still verifies.
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("actor_user", sa.String(256), nullable=True),
+    sa.Column("actor_user_digest", sa.String(64), nullable=True),
+    sa.Column("subject_user", sa.String(256), nullable=True),
+    sa.Column("subject_user_digest", sa.String(64), nullable=True),
+    sa.Column("target", sa.String(256), nullable=True),
+    sa.Column("details", JSONType, nullable=False),
+    sa.Column("details_digest", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(256), nullable=True),
+    sa.Column("prompt_version", sa.String(128), nullable=True),
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Column("dedupe_key", sa.String(255), nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("dedupe_key", name="uq_audit_log_dedupe_key"),
+    sa.Index("ix_audit_log_created", "created_at"),
+    sa.Index("ix_audit_log_action", "action", "seq"),
+    sa.Index("ix_audit_log_actor_user", "actor_user_digest"),
+    sa.Index("ix_audit_log_subject_user", "subject_user_digest"),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    # One row (id 1): the last entry's seq and hash (appends lock it; a deleted tail shows), and the
+    # anchor: seq and hash of the last entry deleted by retention, where verification starts.
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("anchor_seq", sa.BigInteger, nullable=False),
+    sa.Column("anchor_hash", sa.String(64), nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=True),
+)
+
+audit_meta = sa.Table(
+    "audit_meta",
+    metadata,
+    # `hmac_secret`: the per-deployment key of the audit log's digests, made on first use.
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)

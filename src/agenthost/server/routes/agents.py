@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Path, Query
 from starlette.responses import Response
 
 from agenthost.runtime.spec import RunSpec
-from agenthost.server.deps import IdempotencyKeyDep, RuntimeDep, ServiceDep
+from agenthost.security.auth import Principal
+from agenthost.server.deps import IdempotencyKeyDep, PrincipalDep, RuntimeDep, ServiceDep, ensure_thread
 from agenthost.server.responders import run_and_wait, run_background, run_streaming
 from agenthost.server.schemas import AgentInfo, RunAccepted, RunCreate, RunView, run_view
 
@@ -18,11 +19,14 @@ AgentPath = Annotated[str, Path(min_length=1, max_length=64, description="Agent 
 RunBody = Annotated[RunCreate, Body()]
 
 
-def _spec(agent: str, body: RunCreate) -> RunSpec:
+async def _spec(runtime: RuntimeDep, principal: Principal, agent: str, body: RunCreate) -> RunSpec:
+    runtime.registry.get(agent)
+    owner = principal.run_owner(agent, body.user_id)
+    await ensure_thread(runtime, principal, body.thread_id)
     return RunSpec(
         agent=agent,
         input=body.input,
-        user_id=body.user_id,
+        **owner,
         max_tokens=body.max_tokens,
         metadata=body.metadata,
         thread_id=body.thread_id,
@@ -33,14 +37,15 @@ def _spec(agent: str, body: RunCreate) -> RunSpec:
 
 
 @router.get("")
-async def list_agents(runtime: RuntimeDep) -> dict[str, object]:
-    """The agents this server runs."""
+async def list_agents(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, object]:
+    """The agents this server runs that the caller may use."""
     registry = runtime.registry
     data = [
         AgentInfo(
             name=e.name, description=e.description, model=e.model_label, default=e.name == registry.default
         )
         for e in registry
+        if principal.may_run(e.name) or not principal.role.run
     ]
     return {"object": "list", "data": [info.model_dump() for info in data]}
 
@@ -55,6 +60,7 @@ async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     body: RunBody,
     service: ServiceDep,
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     key: IdempotencyKeyDep,
     wait: Annotated[
         float | None,
@@ -62,10 +68,10 @@ async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     ] = None,
 ) -> Response:
     """Run the agent and answer with the finished run; past the wait limit, 202 with its location."""
-    runtime.registry.get(agent)
     limit = runtime.settings.server.run_wait_timeout
+    spec = await _spec(runtime, principal, agent, body)
     return await run_and_wait(
-        service, runtime, _spec(agent, body), key, run_view, min(wait or limit, limit), if_busy=body.if_busy
+        service, runtime, spec, key, run_view, min(wait or limit, limit), if_busy=body.if_busy
     )
 
 
@@ -74,20 +80,30 @@ async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     responses={200: {"content": {"text/event-stream": {}}}},
     summary="Run and stream events (SSE)",
 )
-async def stream(
-    agent: AgentPath, body: RunBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+async def stream(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
+    agent: AgentPath,
+    body: RunBody,
+    service: ServiceDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
 ) -> Response:
     """SSE: run.started, text.delta, tool.call, tool.result, usage, then run.completed or run.failed."""
-    runtime.registry.get(agent)
-    return await run_streaming(service, runtime, _spec(agent, body), key, if_busy=body.if_busy)
+    spec = await _spec(runtime, principal, agent, body)
+    return await run_streaming(service, runtime, spec, key, if_busy=body.if_busy)
 
 
 @router.post(
     "/{agent}/runs", status_code=202, responses={202: {"model": RunAccepted}}, summary="Run in background"
 )
-async def run_in_background(
-    agent: AgentPath, body: RunBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+async def run_in_background(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
+    agent: AgentPath,
+    body: RunBody,
+    service: ServiceDep,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    key: IdempotencyKeyDep,
 ) -> Response:
     """Queue the run and answer 202 with its id at once; poll `/v1/runs/{id}` or follow its events."""
-    runtime.registry.get(agent)
-    return await run_background(service, _spec(agent, body), key, if_busy=body.if_busy)
+    spec = await _spec(runtime, principal, agent, body)
+    return await run_background(service, spec, key, if_busy=body.if_busy)

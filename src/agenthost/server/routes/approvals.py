@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from agenthost.server.deps import RuntimeDep
+from agenthost.server.deps import PrincipalDep, RuntimeDep
 from agenthost.server.schemas import approval_view
+from agenthost.storage.tables import runs
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 @router.get("")
 async def list_approvals(  # noqa: PLR0917 - FastAPI maps each parameter to a query field
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     status: Annotated[
         Literal["pending", "approved", "denied", "expired", "cancelled"] | None, Query()
     ] = "pending",
@@ -27,6 +29,13 @@ async def list_approvals(  # noqa: PLR0917 - FastAPI maps each parameter to a qu
 ) -> Response:
     """Approvals, newest first; pending ones by default."""
     rows = await runtime.approvals.list_approvals(
-        status=status, run_id=run_id, agent=agent, tool=tool, limit=limit
+        status=status,
+        run_id=run_id,
+        agent=agent,
+        tool=tool,
+        limit=limit,
+        run_owner=principal.owner_clause(runs),
     )
-    return JSONResponse({"object": "list", "data": [approval_view(row) for row in rows]})
+    redact = runtime.redaction.value
+    data = [approval_view({**row, "args": redact(row["agent"], row["args"])}) for row in rows]
+    return JSONResponse({"object": "list", "data": data})

@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from agenthost.costs.report import spend_report
-from agenthost.errors import InvalidRequestError
-from agenthost.server.deps import RuntimeDep
+from agenthost.errors import ForbiddenError, InvalidRequestError
+from agenthost.server.deps import PrincipalDep, RuntimeDep
+from agenthost.storage.tables import spend_ledger
 
 router = APIRouter(prefix="/v1", tags=["costs"])
 
@@ -23,6 +24,7 @@ def _utc(value: datetime | None) -> datetime | None:
 @router.get("/costs")
 async def costs(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     start: Annotated[
         datetime | None,
         Query(alias="from", description="Start (ISO 8601; UTC if no offset). Default: today 00:00 UTC."),
@@ -30,23 +32,28 @@ async def costs(
     end: Annotated[datetime | None, Query(alias="to", description="End, exclusive. Default: now.")] = None,
 ) -> dict[str, Any]:
     """Total, today, average per run, spend per hour over the last 24 h, the 5 most expensive runs,
-    and spend by model, agent, user, key and tier, for the range."""
+    and spend by model, agent, user, key and tier, for the range. Callers whose role sees only
+    their own (or their team's) runs get their own spend only."""
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:
         msg = "`from` must be before `to`"
         raise InvalidRequestError(msg, code="invalid_range")
-    return await spend_report(runtime.engine, start, end)
+    return await spend_report(runtime.engine, start, end, principal.owner_clause(spend_ledger))
 
 
 @router.get("/alerts")
 async def alerts(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     kind: Annotated[
         Literal["budget", "hourly_spend", "run_cost"] | None, Query(description="Only alerts of this kind.")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Alert history, newest first: budget thresholds, hourly spend, costly runs; with delivery."""
+    """Alert history, newest first: budget thresholds, hourly spend, costly runs; with delivery.
+    Alerts are about everyone's spend: roles that see all runs only (operator, admin)."""
+    if principal.role.sees != "all":
+        raise ForbiddenError(f"role {principal.role_name!r} may not read alerts")
     rows = await runtime.alerts.history(kind=kind, limit=limit)
     data = [
         {

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic_ai import messages as _messages
 from pydantic_ai.exceptions import ModelAPIError
@@ -36,6 +37,7 @@ from agenthost.gateway.openai_format import (
     completion_body,
     completion_id,
     finish_reason_of,
+    text_delta,
     to_messages,
     to_parameters,
     to_settings,
@@ -43,7 +45,10 @@ from agenthost.gateway.openai_format import (
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService
 from agenthost.runtime.spec import RunSpec
-from agenthost.server.deps import RuntimeDep, ServiceDep
+from agenthost.security.auth import Principal
+from agenthost.security.output import StreamRedactor
+from agenthost.security.ratelimit import RateLimit
+from agenthost.server.deps import PrincipalDep, RuntimeDep, ServiceDep
 from agenthost.storage.ledger import LedgerStore, ledger_row
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -69,19 +74,54 @@ async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
 
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
-    body: Annotated[ChatCompletionRequest, Body()], runtime: RuntimeDep, service: ServiceDep
+    body: Annotated[ChatCompletionRequest, Body()],
+    runtime: RuntimeDep,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    request: Request,
 ) -> Response:
     """An agent run or a gateway passthrough, in the Chat Completions format."""
+    # Screen the user's messages (the last one of an agent run is screened when the run starts).
+    body = await _screened(body, runtime, skip_last=body.model in runtime.settings.agents)
     if body.model in runtime.settings.agents:
-        return await _agent(body, runtime, service)
+        return await _agent(body, runtime, service, principal)
     if body.model in runtime.settings.models:
-        return await _passthrough(body, runtime)
+        principal.require_model(body.model)
+        user = principal.acting_user(body.user)
+        caller = _Caller(principal, *request.state.rate_limit)
+        await runtime.limiter.check_tokens(caller.identities, caller.overrides)  # 429 when spent
+        return await _passthrough(body.model_copy(update={"user": user}), runtime, caller)
     known = sorted({*runtime.settings.agents, *runtime.settings.models})
     msg = f"model {body.model!r} is neither an agent nor a gateway model here; known: {known}"
     raise NotFoundError(msg, code="model_not_found")
 
 
+async def _screened(
+    body: ChatCompletionRequest, runtime: Runtime, *, skip_last: bool
+) -> ChatCompletionRequest:
+    """The request with each user message screened (400 `input_rejected`, or wrapped per config)
+    and each client-sent tool result screened as a tool output (indirect injection)."""
+    messages = list(body.messages)
+    for index, message in enumerate(messages[:-1] if skip_last else messages):
+        if message.role not in ("user", "tool"):
+            continue  # system and assistant messages come from the authenticated caller
+        text = message.text()
+        screened = await runtime.screener.aenforce(text, source="input" if message.role == "user" else "tool")
+        if screened != text:
+            messages[index] = message.model_copy(update={"content": screened})
+    return body.model_copy(update={"messages": messages})
+
+
 # --- passthrough ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Caller:
+    """Who a passthrough call is charged to: ledger owner, budgets, and rate-limit identities."""
+
+    principal: Principal
+    identities: dict[str, str | None]
+    overrides: dict[str, RateLimit] | None
 
 
 async def _account(
@@ -92,11 +132,15 @@ async def _account(
     response: _messages.ModelResponse,
     summaries: list[_messages.ModelResponse],
     reservation: Reservation,
+    caller: _Caller,
 ) -> dict[str, Any]:
     """Price the call (with any context summaries it needed), write its ledger row, and charge its
     budgets the real cost."""
     prices = runtime.registry.gateway.prices
-    record = {**prices.record(response, *summaries), "user_id": body.user}
+    who = {"user_id": body.user, "key_id": caller.principal.key_id, "team": caller.principal.team}
+    record = {**prices.record(response, *summaries), **who}
+    tokens = response.usage.input_tokens + response.usage.output_tokens
+    await runtime.limiter.record_tokens(caller.identities, tokens, caller.overrides)
     primary = primary_model(runtime.registry.gateway.passthrough(body.model))
     record["saved"] = savings(prices, primary, response, record["cost"]["nanousd"])
     row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=record)
@@ -118,14 +162,14 @@ def _model_error(exc: ModelAPIError) -> AgentHostError:
     return ModelError(str(exc), code="model_error")
 
 
-async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Response:
+async def _passthrough(body: ChatCompletionRequest, runtime: Runtime, caller: _Caller) -> Response:
     model = runtime.registry.gateway.passthrough(body.model)
     cache_scope(enabled=True, tenant=body.user)
     messages = to_messages(body.messages)
     settings, parameters = to_settings(body), to_parameters(body)
     output = (settings or {}).get("max_tokens") or runtime.settings.limits.output_tokens_estimate
     _, estimate = estimate_call(runtime.registry.gateway.prices, model, messages, parameters, output)
-    reservation = await runtime.budgets.reserve(None, body.user, estimate)
+    reservation = await runtime.budgets.reserve(None, body.user, estimate, caller.principal.payer())
     if not body.stream:
         try:
             with side_calls() as summaries:
@@ -134,10 +178,17 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
             await runtime.budgets.settle(reservation, 0)
             raise _model_error(exc) from exc
         text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart)) or None
+        text = runtime.redaction.value(None, text)
         calls = [p for p in response.parts if isinstance(p, _messages.ToolCallPart)]
         completion = completion_id()
         accounted = await _account(
-            runtime, completion, body=body, response=response, summaries=summaries, reservation=reservation
+            runtime,
+            completion,
+            body=body,
+            response=response,
+            summaries=summaries,
+            reservation=reservation,
+            caller=caller,
         )
         return JSONResponse(
             completion_body(
@@ -152,7 +203,24 @@ async def _passthrough(body: ChatCompletionRequest, runtime: Runtime) -> Respons
             )
         )
     stream = model.request_stream(messages, settings, parameters)
-    return await _passthrough_stream(body, runtime, stream, reservation)
+    return await _passthrough_stream(body, runtime, stream, reservation, caller)
+
+
+async def _chunks(
+    opened: StreamedResponse, writer: ChunkWriter, redactor: StreamRedactor | None
+) -> AsyncIterator[str]:
+    """The stream's chunks, its text redacted on the way (held back until entities are whole)."""
+    async for event in opened:
+        delta = text_delta(event)
+        if delta and redactor is not None:
+            safe = redactor.feed(delta)
+            chunk = writer.text(safe) if safe else None
+        else:
+            chunk = writer.event(event)
+        if chunk is not None:
+            yield chunk
+    if redactor is not None and (rest := redactor.flush()):
+        yield writer.text(rest)
 
 
 async def _passthrough_stream(
@@ -160,6 +228,7 @@ async def _passthrough_stream(
     runtime: Runtime,
     stream: AbstractAsyncContextManager[StreamedResponse],
     reservation: Reservation,
+    caller: _Caller,
 ) -> Response:
     try:
         # Opened here (the gateway waits for the first event) so a failure is still an HTTP error.
@@ -176,10 +245,8 @@ async def _passthrough_stream(
         accounted: dict[str, Any] | None = None
         try:
             yield writer.role()
-            async for event in opened:
-                chunk = writer.event(event)
-                if chunk is not None:
-                    yield chunk
+            async for chunk in _chunks(opened, writer, runtime.redaction.stream(None)):
+                yield chunk
             response = opened.get()
             accounted = await _account(
                 runtime,
@@ -188,6 +255,7 @@ async def _passthrough_stream(
                 response=response,
                 summaries=summaries,
                 reservation=reservation,
+                caller=caller,
             )
             yield writer.finish(finish_reason_of(response))
             if usage:
@@ -212,6 +280,7 @@ async def _passthrough_stream(
                     response=partial,
                     summaries=summaries,
                     reservation=reservation,
+                    caller=caller,
                 )
             elif accounted is None:
                 await runtime.budgets.settle(reservation, 0)
@@ -222,7 +291,7 @@ async def _passthrough_stream(
 # --- agent ---------------------------------------------------------------------------------------
 
 
-def _agent_spec(body: ChatCompletionRequest) -> RunSpec:
+def _agent_spec(body: ChatCompletionRequest, principal: Principal) -> RunSpec:
     *earlier, last = body.messages
     if last.role != "user":
         msg = "the last message must be the user's when `model` names an agent"
@@ -231,15 +300,17 @@ def _agent_spec(body: ChatCompletionRequest) -> RunSpec:
     return RunSpec(
         agent=body.model,
         input=last.text() or " ",
-        user_id=body.user,
+        **principal.run_owner(body.model, body.user),
         max_tokens=body.max_completion_tokens or body.max_tokens,
         history=history,
         metadata={"via": "chat.completions"},
     )
 
 
-async def _agent(body: ChatCompletionRequest, runtime: Runtime, service: RunService) -> Response:
-    spec = _agent_spec(body)
+async def _agent(
+    body: ChatCompletionRequest, runtime: Runtime, service: RunService, principal: Principal
+) -> Response:
+    spec = _agent_spec(body, principal)
     submission = await service.submit(spec, idempotency_key=None)
     run_id = submission.row["id"]
     if not body.stream:

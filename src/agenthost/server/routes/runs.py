@@ -7,16 +7,20 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from agenthost.errors import InvalidRequestError
+from agenthost.errors import ForbiddenError, InvalidRequestError
 from agenthost.runtime.approvals import decide
-from agenthost.server.deps import RecoveryDep, RuntimeDep, ServiceDep
+from agenthost.security.audit import actor_fields
+from agenthost.security.policy import agent_tool_risk
+from agenthost.server.deps import PrincipalDep, RecoveryDep, RuntimeDep, ServiceDep, visible_run
+from agenthost.server.middleware import request_id_of
 from agenthost.server.schemas import ApprovalDecision, ForkRequest, RunList, RunView, approval_view, run_view
 from agenthost.server.sse import event_stream
 from agenthost.storage.runs import RunFilter
+from agenthost.storage.tables import runs as runs_table
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -40,6 +44,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 async def list_runs(  # noqa: PLR0917 - FastAPI maps each parameter to a query field
     service: ServiceDep,
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     status: Annotated[Status | None, Query()] = None,
     agent: Annotated[str | None, Query(max_length=64)] = None,
     user_id: Annotated[str | None, Query(max_length=256)] = None,
@@ -59,6 +64,7 @@ async def list_runs(  # noqa: PLR0917 - FastAPI maps each parameter to a query f
             status=status,
             agent=agent,
             user_id=user_id,
+            owner=principal.owner_clause(runs_table),
             created_after=created_after,
             created_before=created_before,
             cursor=_decode_cursor(cursor) if cursor else None,
@@ -72,21 +78,22 @@ async def list_runs(  # noqa: PLR0917 - FastAPI maps each parameter to a query f
 
 
 @router.get("/{run_id}", response_model=RunView)
-async def get_run(run_id: RunId, service: ServiceDep) -> Response:
+async def get_run(run_id: RunId, service: ServiceDep, principal: PrincipalDep) -> Response:
     """A run's status and, once finished, its output, usage, cost, latency and steps."""
-    return JSONResponse(run_view(await service.get(run_id)))
+    return JSONResponse(run_view(await visible_run(service, principal, run_id)))
 
 
 @router.get("/{run_id}/events", responses={200: {"content": {"text/event-stream": {}}}})
-async def run_events(
+async def run_events(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     run_id: RunId,
     service: ServiceDep,
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0, description="Same as the Last-Event-ID header.")] = None,
 ) -> Response:
     """SSE replay of a run's events, then its live tail; resume with `Last-Event-ID`."""
-    await service.get(run_id)
+    await visible_run(service, principal, run_id)
     after_seq = after or 0
     if last_event_id is not None:
         if not last_event_id.isdigit():
@@ -99,26 +106,32 @@ async def run_events(
 
 
 @router.post("/{run_id}/cancel", response_model=RunView)
-async def cancel_run(run_id: RunId, service: ServiceDep) -> Response:
+async def cancel_run(run_id: RunId, service: ServiceDep, principal: PrincipalDep) -> Response:
     """Cancel a queued or running run; 409 if it already ended."""
+    await _writable_run(service, principal, run_id)
     return JSONResponse(run_view(await service.cancel(run_id)))
 
 
 @router.get("/{run_id}/steps")
-async def run_steps(run_id: RunId, recovery: RecoveryDep) -> Response:
+async def run_steps(run_id: RunId, recovery: RecoveryDep, principal: PrincipalDep) -> Response:
     """The run's checkpointed steps: kind (model/tool/approval), name, timing, tokens, cost, outcome."""
+    await visible_run(recovery.service, principal, run_id)
     return JSONResponse({"object": "list", "run_id": run_id, "data": await recovery.steps(run_id)})
 
 
 @router.post("/{run_id}/resume", response_model=RunView)
-async def resume_run(run_id: RunId, recovery: RecoveryDep) -> Response:
+async def resume_run(run_id: RunId, recovery: RecoveryDep, principal: PrincipalDep) -> Response:
     """Re-execute a `dead` run from the step that failed; earlier steps replay. 409 otherwise."""
+    await _writable_run(recovery.service, principal, run_id)
     return JSONResponse(run_view(await recovery.resume(run_id)), status_code=202)
 
 
 @router.post("/{run_id}/fork", response_model=RunView, status_code=202)
-async def fork_run(run_id: RunId, body: ForkRequest, recovery: RecoveryDep) -> Response:
+async def fork_run(
+    run_id: RunId, body: ForkRequest, recovery: RecoveryDep, principal: PrincipalDep
+) -> Response:
     """A new run replaying this one's steps before `from_step` from the record, executing from there."""
+    await _writable_run(recovery.service, principal, run_id)
     row = await recovery.fork(run_id, body.from_step)
     location = f"/v1/runs/{row['id']}"
     return JSONResponse(run_view(row), status_code=202, headers={"Location": location})
@@ -128,16 +141,54 @@ ApprovalId = Annotated[str, Path(min_length=1, max_length=64, description="The a
 
 
 @router.post("/{run_id}/approvals/{approval_id}")
-async def decide_approval(
-    run_id: RunId, approval_id: ApprovalId, body: ApprovalDecision, runtime: RuntimeDep
+async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
+    run_id: RunId,
+    approval_id: ApprovalId,
+    body: ApprovalDecision,
+    runtime: RuntimeDep,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    request: Request,
 ) -> Response:
-    """Approve or deny a pending tool call; 409 if it was already decided or the run is not waiting."""
+    """Approve or deny a pending tool call; 409 if it was already decided or the run is not waiting.
+
+    The caller's role must allow approving the tool's risk (critical tools: operator or admin)."""
+    run = await visible_run(service, principal, run_id)
+    pending = await runtime.approvals.get(approval_id)
+    if pending is not None and pending["run_id"] == run_id:
+        risk = agent_tool_risk(runtime.settings, run["agent"], pending["tool_name"])
+        if not principal.role.may_approve(risk):
+            tool = pending["tool_name"]
+            msg = f"role {principal.role_name!r} may not decide calls of {risk}-risk tool {tool!r}"
+            raise ForbiddenError(msg)
     row = await decide(
         runtime,
         run_id,
         approval_id,
         approve=body.decision == "approve",
         reason=body.reason,
-        by=body.by or "anonymous",
+        # Who decided is the authenticated caller; only roles that see all runs (operator consoles
+        # deciding for a named person) may record another name.
+        by=body.by if body.by and principal.role.sees == "all" else principal.user_id or principal.subject,
     )
-    return JSONResponse(approval_view(row))
+    await runtime.audit.append(
+        "approval.decided",
+        **actor_fields(principal.subject, principal.user_id),
+        subject_user=run["user_id"],
+        target=approval_id,
+        details={
+            "run_id": run_id,
+            "tool": row["tool_name"],
+            "decision": row["status"],
+            "reason": row["reason"],
+        },
+        request_id=request_id_of(request.scope),
+    )
+    return JSONResponse(approval_view({**row, "args": runtime.redaction.value(row["agent"], row["args"])}))
+
+
+async def _writable_run(service: ServiceDep, principal: PrincipalDep, run_id: str) -> None:
+    """The run is visible and the caller may act on runs (not read-only)."""
+    await visible_run(service, principal, run_id)
+    if not principal.role.run:
+        raise ForbiddenError(f"role {principal.role_name!r} may not change runs")

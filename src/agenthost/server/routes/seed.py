@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
 from agenthost.runtime.spec import RunSpec
-from agenthost.server.deps import IdempotencyKeyDep, RuntimeDep, ServiceDep
+from agenthost.security.auth import Principal
+from agenthost.server.deps import IdempotencyKeyDep, PrincipalDep, RuntimeDep, ServiceDep, visible_run
 from agenthost.server.responders import run_and_wait, run_background, run_streaming
 from agenthost.server.schemas import SeedRunCreate, seed_view
 
@@ -23,16 +24,17 @@ router = APIRouter(prefix="/agent", tags=["seed aliases"])
 SeedBody = Annotated[SeedRunCreate, Body()]
 
 
-def _spec(runtime: RuntimeDep, body: SeedRunCreate) -> RunSpec:
+def _spec(runtime: RuntimeDep, principal: Principal, body: SeedRunCreate) -> RunSpec:
     metadata = dict(body.metadata or {})
     if body.model is not None:
         # The tutorials let the client pick a model; agenthost runs the agent's configured model
         # and records what was asked for.
         metadata["requested_model"] = body.model
+    agent = runtime.registry.default_entry().name
     return RunSpec(
-        agent=runtime.registry.default_entry().name,
+        agent=agent,
         input=body.prompt,
-        user_id=body.user_id,
+        **principal.run_owner(agent, body.user_id),
         max_tokens=body.max_tokens,
         metadata=metadata or None,
     )
@@ -40,31 +42,31 @@ def _spec(runtime: RuntimeDep, body: SeedRunCreate) -> RunSpec:
 
 @router.post("/run")
 async def seed_run(
-    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, principal: PrincipalDep, key: IdempotencyKeyDep
 ) -> Response:
     """Run the default agent and wait (`POST /v1/agents/{default}/run`)."""
-    return await run_and_wait(service, runtime, _spec(runtime, body), key, seed_view)
+    return await run_and_wait(service, runtime, _spec(runtime, principal, body), key, seed_view)
 
 
 @router.post("/stream")
 async def seed_stream(
-    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, principal: PrincipalDep, key: IdempotencyKeyDep
 ) -> Response:
     """Stream the default agent's text as `data: <token>` lines, ending with `data: [DONE]`."""
-    return await run_streaming(service, runtime, _spec(runtime, body), key, seed=True)
+    return await run_streaming(service, runtime, _spec(runtime, principal, body), key, seed=True)
 
 
 @router.post("/async", status_code=202)
 async def seed_async(
-    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, key: IdempotencyKeyDep
+    body: SeedBody, service: ServiceDep, runtime: RuntimeDep, principal: PrincipalDep, key: IdempotencyKeyDep
 ) -> Response:
     """Queue a run of the default agent; answers 202 with `id` and `request_id`."""
-    return await run_background(service, _spec(runtime, body), key, seed=True)
+    return await run_background(service, _spec(runtime, principal, body), key, seed=True)
 
 
 @router.get("/status/{run_id}")
 async def seed_status(
-    run_id: Annotated[str, Path(min_length=1, max_length=64)], service: ServiceDep
+    run_id: Annotated[str, Path(min_length=1, max_length=64)], service: ServiceDep, principal: PrincipalDep
 ) -> Response:
     """A run's status and result with the tutorials' field names."""
-    return JSONResponse(seed_view(await service.get(run_id)))
+    return JSONResponse(seed_view(await visible_run(service, principal, run_id)))

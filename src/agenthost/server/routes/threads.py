@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, TextPart, UserPromptPart
 from starlette.responses import Response
 
-from agenthost.errors import ConflictError, NotFoundError
-from agenthost.server.deps import RuntimeDep
+from agenthost.errors import ConflictError, ForbiddenError, NotFoundError
+from agenthost.server.deps import PrincipalDep, RuntimeDep, ensure_thread
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
@@ -18,19 +18,21 @@ ThreadId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description=
 
 
 @router.get("/{thread_id}")
-async def get_thread(thread_id: ThreadId, runtime: RuntimeDep) -> Response:
+async def get_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """The thread's messages (oldest first, as pydantic-ai stores them) and its runs."""
+    await ensure_thread(runtime, principal, thread_id)
     summary = await runtime.threads.summary(thread_id)
     if summary is None:
         msg = f"thread {thread_id!r} does not exist"
         raise NotFoundError(msg, code="thread_not_found")
     messages = ModelMessagesTypeAdapter.validate_python(summary["messages"])
+    redact = runtime.redaction.value
     return JSONResponse(
         {
             "id": thread_id,
             "object": "thread",
-            "messages": summary["messages"],
-            "turns": [_turn(message) for message in messages],
+            "messages": redact(None, summary["messages"]),
+            "turns": [redact(None, _turn(message)) for message in messages],
             "runs": [
                 {**row, "created_at": row["created_at"].isoformat()}  # rows of id, status, agent, created_at
                 for row in summary["runs"]
@@ -40,8 +42,11 @@ async def get_thread(thread_id: ThreadId, runtime: RuntimeDep) -> Response:
 
 
 @router.delete("/{thread_id}")
-async def delete_thread(thread_id: ThreadId, runtime: RuntimeDep) -> Response:
+async def delete_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """Forget the thread's history (its runs stay, detached); 409 while a run on it is in progress."""
+    await ensure_thread(runtime, principal, thread_id)
+    if not principal.role.run:
+        raise ForbiddenError(f"role {principal.role_name!r} may not delete threads")
     if await runtime.store.thread_busy(thread_id):
         msg = f"thread {thread_id!r} has a run in progress; cancel it or wait"
         raise ConflictError(msg, code="thread_busy")

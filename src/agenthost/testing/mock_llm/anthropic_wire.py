@@ -119,6 +119,7 @@ class AnthropicWire:
             first_user=first_user or "",
             last_user=last_user,
             last_tool_result=last_tool_result,
+            tools=",".join(sorted(str(t.get("name")) for t in tools or () if isinstance(t, dict))),
             max_tokens=optional_int(body, "max_tokens"),
             cache_write_tokens=cache_write,
             cache_read_tokens=cache_read,

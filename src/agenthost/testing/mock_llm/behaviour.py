@@ -40,7 +40,7 @@ DEFAULT_SCENARIO = "default"
 DEFAULT_REPLY_PREFIX = "Mock reply to: "
 _ECHO_LIMIT = 200
 _DIRECTIVE_RE = re.compile(r"\[\[mock:fault=([a-z_]+)\]\]")
-_PLACEHOLDER_RE = re.compile(r"\{(last_user|last_tool_result|turn)\}")
+_PLACEHOLDER_RE = re.compile(r"\{(last_user|last_tool_result|turn|tools)\}")
 # Header and directive faults carry only a kind; validating a model per request is wasted work.
 _FAULTS_BY_KIND: dict[str, FaultSpec] = {
     kind: FaultSpec.model_validate({"kind": kind}) for kind in FAULT_KINDS
@@ -196,6 +196,7 @@ class MockEngine:
             "last_user": request.last_user,
             "last_tool_result": request.last_tool_result,
             "turn": str(turn_index),
+            "tools": request.tools,
         }
         text = _fill(turn.text, values) if turn.text else ""
         calls: list[ToolCallPlan] = []

@@ -86,8 +86,9 @@ class ToolCallSpec(BaseModel):
 class Turn(BaseModel):
     """One scripted assistant turn: text, tool calls (with optional leading text), or a fault.
 
-    ``text`` may use the placeholders ``{last_user}``, ``{last_tool_result}`` and ``{turn}``; string
-    values inside tool-call arguments may too.
+    ``text`` may use the placeholders ``{last_user}``, ``{last_tool_result}``, ``{turn}`` and
+    ``{tools}`` (the offered tool names, sorted, comma-separated); string values inside tool-call
+    arguments may too.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

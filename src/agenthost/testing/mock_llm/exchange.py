@@ -43,6 +43,8 @@ class ChatRequest:
     first_user: str
     last_user: str
     last_tool_result: str
+    tools: str = ""
+    """Names of the tools offered in the request, sorted and comma-separated (`{tools}` in scripts)."""
     max_tokens: int | None = None
     include_usage: bool = False
     cache_write_tokens: int = 0

@@ -82,6 +82,9 @@ class OpenAIWire:
             first_user=first_user or "",
             last_user=last_user,
             last_tool_result=last_tool_result,
+            tools=",".join(
+                sorted(str((t.get("function") or {}).get("name")) for t in tools or () if isinstance(t, dict))
+            ),
             max_tokens=optional_int(body, "max_completion_tokens", "max_tokens"),
             include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")),
         )

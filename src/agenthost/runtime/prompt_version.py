@@ -1,0 +1,50 @@
+"""The prompt version recorded in audit entries: `[agents.<name>] prompt_version` when set, else a
+fingerprint of the agent's instructions and system prompts.
+
+The fingerprint covers literal text as written and prompt functions by qualified name and source
+code, so editing a prompt (or the function that builds it) changes it, while restarting or
+scaling out does not. pydantic-ai has no public accessor for an agent's prompts, so this reads the
+fields `Agent.__init__` fills (`_instructions`, `_system_prompts`, `_system_prompt_functions`);
+`tests/security/test_prompt_version.py` fails if a pydantic-ai upgrade renames them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import re
+from typing import Any
+
+__all__ = ["prompt_fingerprint"]
+
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def prompt_fingerprint(agent: Any) -> str | None:
+    """`sha256:<16 hex>` of the agent's prompts (an agent without any has one too), or None when its
+    prompts cannot be read (a wrapper agent that is not a `pydantic_ai.Agent`)."""
+    if not any(hasattr(agent, field) for field in ("_instructions", "_system_prompts")):
+        return None
+    pieces: list[str] = []
+    for text in getattr(agent, "_system_prompts", ()):
+        pieces.append(f"system:{text}")
+    for sourced in getattr(agent, "_instructions", ()):
+        pieces.append(f"instruction:{_describe(getattr(sourced, 'instruction', sourced))}")
+    for runner in getattr(agent, "_system_prompt_functions", ()):
+        pieces.append(f"system_function:{_describe(getattr(runner, 'function', runner))}")
+    digest = hashlib.sha256("\x00".join(pieces).encode()).hexdigest()
+    return f"sha256:{digest[:16]}"
+
+
+def _describe(item: Any) -> str:
+    """Stable text for one prompt piece: the text itself, or a function's name and source."""
+    if isinstance(item, str):
+        return item
+    if callable(item):
+        name = f"{getattr(item, '__module__', '?')}.{getattr(item, '__qualname__', type(item).__name__)}"
+        try:
+            return f"{name}\n{inspect.getsource(item)}"
+        except (OSError, TypeError):
+            return name
+    # Template strings and instruction parts: their repr, without memory addresses.
+    return _ADDRESS.sub("", repr(item))

@@ -1,0 +1,120 @@
+"""`/v1/admin/keys`: API key management (admin only). A new or rotated key is shown once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from agenthost.errors import InvalidRequestError
+from agenthost.security.audit import AuditLog, actor_fields
+from agenthost.security.auth import Authenticator, Principal
+from agenthost.security.keys import KeySpec
+from agenthost.server.deps import AdminDep, RuntimeDep
+from agenthost.server.middleware import request_id_of
+from agenthost.settings import Settings
+
+router = APIRouter(prefix="/v1/admin/keys", tags=["keys"])
+
+KeyId = Annotated[str, Path(pattern=r"^[a-z0-9]{12}$", description="The key id (`ahk_<id>_...`).")]
+
+
+def _authenticator(request: Request) -> Authenticator:
+    authenticator: Authenticator = request.app.state.authenticator
+    return authenticator
+
+
+def _json(data: dict[str, Any], status: int = 200) -> Response:
+    body = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in data.items()}
+    return JSONResponse({"object": "api_key", **body}, status_code=status)
+
+
+async def _audit(  # noqa: PLR0917 - one entry's fields
+    request: Request, action: str, admin: Principal, key_id: str, owner: str | None, details: dict[str, Any]
+) -> None:
+    audit: AuditLog = request.app.state.audit
+    await audit.append(
+        action,
+        **actor_fields(admin.subject, admin.user_id),
+        subject_user=owner,
+        target=key_id,
+        details=details,
+        request_id=request_id_of(request.scope),
+    )
+
+
+def validate_spec(settings: Settings, roles: dict[str, Any], spec: KeySpec) -> None:
+    """422 for a role that is not configured, or an agent/model scope that names nothing served."""
+    if spec.role not in roles:
+        msg = f"role {spec.role!r} is not configured; roles: {sorted(roles)}"
+        raise InvalidRequestError(msg, code="unknown_role")
+    served = {*settings.agents, *settings.models}
+    unknown = sorted(set(spec.agents or ()) - served)
+    if unknown:
+        msg = f"agents {unknown} are neither agents nor models served here"
+        raise InvalidRequestError(msg, code="unknown_agent")
+    if spec.limits:
+        fields = set(settings.limits.model_fields)
+        bad = sorted(set(spec.limits) - fields)
+        if bad:
+            msg = f"unknown run limits {bad}; known: {sorted(fields)}"
+            raise InvalidRequestError(msg, code="invalid_limits")
+
+
+@router.post("", status_code=201)
+async def create_key(
+    body: Annotated[KeySpec, Body()], runtime: RuntimeDep, admin: AdminDep, request: Request
+) -> Response:
+    """Create a key. The response's `key` is the only time the secret is shown."""
+    authenticator = _authenticator(request)
+    validate_spec(runtime.settings, authenticator.roles, body)
+    key, token = await authenticator.keys.create(body, created_by=admin.subject)
+    await _audit(request, "key.created", admin, key.id, key.user_id, {"role": key.role, "name": key.name})
+    return _json({**key.public(datetime.now(UTC)), "key": token}, status=201)
+
+
+@router.get("")
+async def list_keys(
+    request: Request,
+    _admin: AdminDep,
+    include_revoked: Annotated[bool, Query(description="Also list revoked keys.")] = False,
+) -> Response:
+    """Keys, newest first, without secrets."""
+    now = datetime.now(UTC)
+    keys = await _authenticator(request).keys.list(include_revoked=include_revoked)
+    data = [
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in key.public(now).items()}
+        for key in keys
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.get("/{key_id}")
+async def get_key(key_id: KeyId, request: Request, _admin: AdminDep) -> Response:
+    """One key, without its secret."""
+    key = await _authenticator(request).keys.existing(key_id)
+    return _json(key.public(datetime.now(UTC)))
+
+
+@router.post("/{key_id}/revoke")
+async def revoke_key(key_id: KeyId, request: Request, admin: AdminDep) -> Response:
+    """Revoke a key now; requests with it (or a rotated-out secret of it) get 401."""
+    authenticator = _authenticator(request)
+    key = await authenticator.keys.revoke(key_id)
+    authenticator.forget(key_id)
+    await _audit(request, "key.revoked", admin, key.id, key.user_id, {})
+    return _json(key.public(datetime.now(UTC)))
+
+
+@router.post("/{key_id}/rotate")
+async def rotate_key(key_id: KeyId, request: Request, admin: AdminDep) -> Response:
+    """A new secret for the key (shown once); the old one works for `[auth] rotation_grace_seconds`."""
+    authenticator = _authenticator(request)
+    grace = timedelta(seconds=authenticator.settings.rotation_grace_seconds)
+    key, token = await authenticator.keys.rotate(key_id, grace)
+    authenticator.forget(key_id)
+    await _audit(request, "key.rotated", admin, key.id, key.user_id, {"grace_seconds": grace.total_seconds()})
+    return _json({**key.public(datetime.now(UTC)), "key": token})

@@ -1,0 +1,82 @@
+"""`GET /v1/audit` (the audit log) and `DELETE /v1/users/{user_id}/data` (GDPR erasure); admins only."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+
+from agenthost.errors import NotFoundError
+from agenthost.gateway.cache import RedisCacheStore
+from agenthost.security.audit import AuditLog, actor_fields
+from agenthost.security.privacy import erase_user
+from agenthost.server.deps import AdminDep, PrincipalDep, RuntimeDep
+from agenthost.server.middleware import request_id_of
+
+router = APIRouter(tags=["privacy"])
+
+
+def _audit(request: Request) -> AuditLog:
+    audit: AuditLog = request.app.state.audit
+    return audit
+
+
+@router.get("/v1/audit")
+async def list_audit(  # noqa: PLR0917 - one query parameter per filter
+    request: Request,
+    _admin: AdminDep,
+    since: Annotated[datetime | None, Query(description="Entries at or after this time.")] = None,
+    until: Annotated[datetime | None, Query(description="Entries before this time.")] = None,
+    action: Annotated[
+        str | None, Query(max_length=64, description="An action, or a prefix ending in `*` (`run.*`).")
+    ] = None,
+    user: Annotated[str | None, Query(max_length=256, description="Entries made by this user.")] = None,
+    subject: Annotated[str | None, Query(max_length=256, description="Entries about this user.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_seq: Annotated[int | None, Query(ge=1, description="Page: entries before this seq.")] = None,
+) -> dict[str, Any]:
+    """Audit entries, newest first (admin only)."""
+    entries = await _audit(request).list(
+        since=since,
+        until=until,
+        action=action,
+        actor_user=user,
+        subject_user=subject,
+        limit=limit,
+        before_seq=before_seq,
+    )
+    more = len(entries) == limit
+    return {
+        "object": "list",
+        "data": [entry.to_dict() for entry in entries],
+        "next_before_seq": entries[-1].seq if more and entries else None,
+    }
+
+
+@router.delete("/v1/users/{user_id}/data")
+async def erase_user_data(
+    user_id: Annotated[str, Path(min_length=1, max_length=256)],
+    request: Request,
+    runtime: RuntimeDep,
+    caller: PrincipalDep,
+) -> dict[str, Any]:
+    """Erase a user's data and return the receipt (409 `user_has_active_runs` while runs are active).
+
+    Admins may erase anyone's data; any other caller only its own user's (the data subject's
+    right to erasure)."""
+    if not caller.role.admin and caller.user_id != user_id:
+        # Like every id a caller may not see: 404, telling nothing about whether the user exists.
+        raise NotFoundError(f"user {user_id!r} has no data visible to this caller", code="user_not_found")
+    store = runtime.registry.gateway.cache_store
+    receipt = await erase_user(
+        runtime.engine,
+        runtime.urls,
+        user_id,
+        audit=_audit(request),
+        **actor_fields(caller.subject, caller.user_id),
+        request_id=request_id_of(request.scope),
+        redis=store.client if isinstance(store, RedisCacheStore) else None,
+        redis_prefix=runtime.settings.redis.key_prefix,
+    )
+    return {"object": "erasure_receipt", **receipt.to_dict()}
