@@ -214,6 +214,12 @@ class AgentConfig(_Section):
         None, description="A name from `[models]`, or a pydantic-ai model string like `openai:gpt-4o`."
     )
     description: str = Field("", description="Shown in listings.")
+    prompt_version: str | None = Field(
+        None,
+        max_length=128,
+        description="Label of the agent's prompt (a git tag, a registry version) in audit entries; "
+        "unset: a fingerprint of its instructions and system prompts.",
+    )
     deps_factory: str | None = Field(
         None, description="Import path of a callable returning the agent's `deps` for each run."
     )

@@ -16,9 +16,13 @@ from tests.security.test_auth import make_key
 def test_actions_are_audited_and_the_chain_verifies(tmp_path: Path, mock: MockLLMServer) -> None:
     database = tmp_path / "data" / "a.db"
     config = server_config(f"sqlite:///{database}", mock.url)
+    config["agents"]["support"]["prompt_version"] = "support-v3"
     server = Server(tmp_path, config).start()
     try:
         key, body = make_key(server, name="auditee", user_id="aud-1")
+        with server.client() as admin:
+            listed = {a["name"]: a["prompt_version"] for a in admin.get("/v1/agents").json()["data"]}
+            plain = admin.post("/v1/agents/plain/run", json={"input": "hello"}).json()
         with server.client() as admin:
             admin.post(f"/v1/admin/keys/{body['id']}/rotate")
         with server.client(key=key) as client:
@@ -47,6 +51,16 @@ def test_actions_are_audited_and_the_chain_verifies(tmp_path: Path, mock: MockLL
     tool = next(e for e in entries if e["action"] == "tool.called")
     assert tool["details"]["tool"] == "refund"
     assert tool["details"]["args"]["order_id"] == "5678"
+    # The prompt version: the configured label, else a fingerprint of the agent's prompts (the
+    # same for every agent loaded from the same object, and shown in the agent listing).
+    assert listed["support"] == "support-v3"
+    assert listed["plain"].startswith("sha256:")
+    assert listed["plain"] == listed["claude"]
+    started = {e["target"]: e for e in entries if e["action"] == "run.started"}
+    assert started[run["id"]]["prompt_version"] == "support-v3"
+    assert started[run["id"]]["model"]
+    assert tool["prompt_version"] == "support-v3"
+    assert started[plain["id"]]["prompt_version"] == listed["plain"]
     assert "key.revoked" in [e["action"] for e in revoked]
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}

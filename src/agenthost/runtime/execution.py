@@ -68,6 +68,7 @@ class RunExecution:
         self.cost_nanousd = 0
         self.cost_status: CostStatus = "none"
         self.model_name: str | None = None
+        self.prompt_version: str | None = None
         self.input_tokens = 0
         self.output_tokens = 0
         self.active_seconds = 0.0
@@ -170,6 +171,7 @@ class RunExecution:
             if row is None or row["thread_id"] != self.thread_id:
                 self.thread_id = None
         self.model_name = entry.model_label
+        self.prompt_version = entry.prompt_version
         self.runtime.bus.open(self.run_id)
         self.emit(
             "run.started", {"agent": entry.name, "model": entry.model_label, "thread_id": self.spec.thread_id}

@@ -25,13 +25,17 @@ def prompt_fingerprint(agent: Any) -> str | None:
     prompts cannot be read (a wrapper agent that is not a `pydantic_ai.Agent`)."""
     if not any(hasattr(agent, field) for field in ("_instructions", "_system_prompts")):
         return None
-    pieces: list[str] = []
-    for text in getattr(agent, "_system_prompts", ()):
-        pieces.append(f"system:{text}")
-    for sourced in getattr(agent, "_instructions", ()):
-        pieces.append(f"instruction:{_describe(getattr(sourced, 'instruction', sourced))}")
-    for runner in getattr(agent, "_system_prompt_functions", ()):
-        pieces.append(f"system_function:{_describe(getattr(runner, 'function', runner))}")
+    pieces = [
+        *(f"system:{text}" for text in getattr(agent, "_system_prompts", ())),
+        *(
+            f"instruction:{_describe(getattr(sourced, 'instruction', sourced))}"
+            for sourced in getattr(agent, "_instructions", ())
+        ),
+        *(
+            f"system_function:{_describe(getattr(runner, 'function', runner))}"
+            for runner in getattr(agent, "_system_prompt_functions", ())
+        ),
+    ]
     digest = hashlib.sha256("\x00".join(pieces).encode()).hexdigest()
     return f"sha256:{digest[:16]}"
 

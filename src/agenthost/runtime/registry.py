@@ -14,6 +14,7 @@ from pydantic_ai.models import Model
 
 from agenthost.errors import AgentHostError, ConfigError, NotFoundError
 from agenthost.gateway.models import Gateway
+from agenthost.runtime.prompt_version import prompt_fingerprint
 from agenthost.settings import Settings
 
 __all__ = ["AgentEntry", "AgentRegistry", "import_object"]
@@ -32,6 +33,7 @@ class AgentEntry:
     model_source: str
     description: str
     deps_factory: DepsFactory | None
+    prompt_version: str | None = None
 
     async def make_deps(self) -> Any:
         if self.deps_factory is None:
@@ -110,6 +112,7 @@ class AgentRegistry:
                 model_source=resolved.source,
                 description=cfg.description,
                 deps_factory=factory,
+                prompt_version=cfg.prompt_version or prompt_fingerprint(obj),
             )
         self.default = settings.default_agent_name()
 

@@ -149,6 +149,7 @@ class RunService:
             subject_user=spec.user_id,
             target=run_id,
             model=configured_model(self.runtime.settings, spec) or None,
+            prompt_version=self.runtime.registry.get(spec.agent).prompt_version,
             details={"agent": spec.agent, "thread_id": spec.thread_id, "priority": spec.priority},
             dedupe_key=f"run.started:{run_id}",
         )

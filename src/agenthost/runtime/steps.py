@@ -250,6 +250,7 @@ async def tool_step(
                 "risk": run.tool_risk(name),
             },
             model=run.model_name,
+            prompt_version=run.prompt_version,
             dedupe_key=f"tool.called:{run.run_id}:{step}",
         )
         started = time.perf_counter()

@@ -151,6 +151,7 @@ class AgentInfo(BaseModel):
     description: str
     model: str
     default: bool
+    prompt_version: str | None
 
 
 def run_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,11 @@ async def list_agents(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str,
     registry = runtime.registry
     data = [
         AgentInfo(
-            name=e.name, description=e.description, model=e.model_label, default=e.name == registry.default
+            name=e.name,
+            description=e.description,
+            model=e.model_label,
+            default=e.name == registry.default,
+            prompt_version=e.prompt_version,
         )
         for e in registry
         if principal.may_run(e.name) or not principal.role.run
