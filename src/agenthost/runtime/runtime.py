@@ -23,6 +23,7 @@ from agenthost.security.screening import Screener
 from agenthost.settings import Settings
 from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import DatabaseURLs
+from agenthost.storage.ledger import LedgerStore, LedgerWriter
 from agenthost.storage.runs import RunStore
 from agenthost.storage.threads import ThreadStore
 
@@ -49,10 +50,15 @@ class Runtime:
     limiter: RateLimiter
     audit: AuditLog
     screener: Screener
+    ledger: LedgerWriter = field(init=False)
+    """Ledger rows written on a request's path (group commit)."""
     local_tasks: dict[str, asyncio.Task[object]] = field(default_factory=dict)
     """Runs executing in this process, so a cancel can interrupt them at once."""
     cancelled: set[str] = field(default_factory=set)
     """Runs a client cancelled, as opposed to runs interrupted by shutdown (which recover)."""
+
+    def __post_init__(self) -> None:
+        self.ledger = LedgerWriter(LedgerStore(self.engine))
 
 
 _current: list[Runtime] = []

@@ -26,7 +26,7 @@ from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.spec import RunSpec, configured_model
 from agenthost.runtime.workflow import start_run
 from agenthost.security.audit import actor_fields
-from agenthost.storage.ledger import LedgerStore, ledger_row
+from agenthost.storage.ledger import ledger_row
 from agenthost.storage.runs import TERMINAL_STATUSES, RunFilter
 
 __all__ = ["RunService", "Submission", "new_run_id"]
@@ -227,7 +227,7 @@ class RunService:
             "tier": spec.tier,
         }
         row = ledger_row(source=run_id, seq=0, kind="classifier", usage=data, at=at, run_id=run_id)
-        await LedgerStore(self.store.engine).record([row])
+        await self.runtime.ledger.record([row])
 
     async def wait(self, submission: Submission, wait_seconds: float) -> dict[str, Any] | None:
         """The finished run's row, or None if it is still going after `wait_seconds`."""

@@ -4,11 +4,13 @@ Rows of runs come from their `usage` events and are written in the same transact
 events (batched off the run's critical path, or with the run's final state). A crash before a
 batch lands loses nothing: recovery replays the run's steps, which re-emit the same events with
 the same numbers, and rows already stored are skipped. Front-door passthrough calls and routing
-classifier calls are written when they return.
+classifier calls are written when they return, through `LedgerWriter`: the call answers only
+once its row is committed, and concurrent calls share one transaction (group commit).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,7 +22,7 @@ from agenthost.costs.savings import SAVINGS
 from agenthost.storage.base import Store
 from agenthost.storage.tables import spend_ledger
 
-__all__ = ["LedgerStore", "ledger_row", "rows_from_events"]
+__all__ = ["LedgerStore", "LedgerWriter", "ledger_row", "rows_from_events"]
 
 
 def ledger_row(
@@ -103,3 +105,60 @@ class LedgerStore(Store):
                 )
             )
             return int(value or 0)
+
+
+class LedgerWriter:
+    """Group commit of ledger rows written on a request's path.
+
+    Each caller returns once its rows are committed, so a crash after a call has answered never
+    loses its cost. Rows that arrive while a transaction is being written wait for the next one,
+    which takes all of them: under load, N concurrent calls cost one write lock and one commit
+    rather than N (on SQLite, N writers queueing on the lock stalled requests for up to seconds).
+    """
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def record(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write `rows` in the next transaction and return when it has committed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((list(rows), future))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        # A caller that goes away (a client disconnect) does not take its row out of the batch.
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._store.record([row for rows, _ in batch for row in rows])
+            except Exception as exc:
+                if len(batch) == 1:
+                    _resolve(batch[0][1], exc)
+                    continue
+                # One bad row must not fail the others: write each caller's rows on their own.
+                for rows, future in batch:
+                    _resolve(future, await _attempt(self._store, rows))
+            else:
+                for _, future in batch:
+                    _resolve(future, None)
+
+
+async def _attempt(store: LedgerStore, rows: Sequence[dict[str, Any]]) -> Exception | None:
+    try:
+        await store.record(rows)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _resolve(future: asyncio.Future[None], error: Exception | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

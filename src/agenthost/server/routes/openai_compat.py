@@ -144,7 +144,7 @@ async def _account(
     primary = primary_model(runtime.registry.gateway.passthrough(body.model))
     record["saved"] = savings(prices, primary, response, record["cost"]["nanousd"])
     row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=record)
-    await LedgerStore(runtime.engine).record([row])
+    await runtime.ledger.record([row])
     nanousd = record["cost"]["nanousd"]
     await runtime.budgets.settle(reservation, nanousd)
     if nanousd:
