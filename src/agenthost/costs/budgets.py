@@ -230,7 +230,10 @@ def budget_store(settings: Settings, engine: AsyncEngine) -> BudgetStore:
     """Redis counters when `[redis] url` is set (shared by replicas), else the database's."""
     if settings.redis.url is None:
         return SqlBudgetStore(engine)
-    return RedisBudgetStore(redis_client(settings.redis), settings.redis.key_prefix)
+    client = redis_client(
+        settings.redis.url.get_secret_value(), max_connections=settings.redis.max_connections
+    )
+    return RedisBudgetStore(client, settings.redis.key_prefix)
 
 
 def _exhausted(counter: Counter) -> BudgetExceededError:

@@ -185,7 +185,9 @@ def stores(settings: Settings) -> tuple[BreakerStore, CacheStore, SemanticCache 
         return MemoryBreakerStore(), SqlCacheStore(), _semantic(settings, None)
     from agenthost.gateway.breaker_redis import RedisBreakerStore  # noqa: PLC0415 - loads the client
 
-    client = redis_client(settings.redis)
+    client = redis_client(
+        settings.redis.url.get_secret_value(), max_connections=settings.redis.max_connections
+    )
     prefix = settings.redis.key_prefix
     return RedisBreakerStore(client, prefix), RedisCacheStore(client, prefix), _semantic(settings, client)
 

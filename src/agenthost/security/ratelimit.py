@@ -31,7 +31,6 @@ from typing import Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
-from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from agenthost.errors import AgentHostError, RateLimitedError
@@ -43,9 +42,9 @@ from agenthost.security.ratelimit_store import (
     Outcome,
     RedisCounters,
     Scope,
-    pool_size,
     refuses,
 )
+from agenthost.storage.redis_client import redis_client
 
 __all__ = [
     "LimitStatus",
@@ -122,7 +121,11 @@ class RateLimitSettings(BaseModel):
         "`rate_limit_unavailable`. `local` and `open` log a warning (at most every 30 s).",
     )
     store_timeout_seconds: float = Field(
-        0.5, gt=0, le=10, description="Redis connect and reply timeout of a rate-limit call."
+        0.5,
+        gt=0,
+        le=10,
+        description="Redis connect and reply timeout of a rate-limit call, and its longest wait for a "
+        "free pooled connection.",
     )
     store_retry_seconds: float = Field(
         2.0, ge=0, le=300, description="After a Redis error, how long before Redis is tried again."
@@ -304,17 +307,19 @@ class RateLimiter:
     ('1', '2;w=60')
     """
 
-    def __init__(self, settings: RateLimitSettings, redis_url: str | None, key_prefix: str) -> None:
+    def __init__(
+        self, settings: RateLimitSettings, redis_url: str | None, key_prefix: str, max_connections: int = 64
+    ) -> None:
         self.settings = settings
         self._prefix = f"{key_prefix}:ratelimit"
         self._memory = MemoryCounters()
         self._redis: RedisCounters | None = None
         if redis_url is not None:
             timeout = settings.store_timeout_seconds
-            pool = ConnectionPool.from_url(
-                redis_url, max_connections=pool_size(), socket_timeout=timeout, socket_connect_timeout=timeout
+            client = redis_client(
+                redis_url, max_connections=max_connections, timeout=timeout, pool_wait=timeout
             )
-            self._redis = RedisCounters(Redis.from_pool(pool))
+            self._redis = RedisCounters(client)
         self._redis_retry_at = 0.0
         self._warned_at = -math.inf
         self._suppressed = 0

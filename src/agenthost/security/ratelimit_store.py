@@ -3,7 +3,6 @@ Lua script that checks every scope and increments all or none (see `ratelimit.py
 
 from __future__ import annotations
 
-import asyncio
 import math
 import threading
 import time
@@ -21,14 +20,12 @@ __all__ = [
     "Outcome",
     "RedisCounters",
     "Scope",
-    "pool_size",
     "refuses",
 ]
 
 Scope = Literal["key", "user", "ip"]
 Kind = Literal["requests", "tokens"]
 Mode = Literal["hit", "check", "record"]
-_POOL_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -136,16 +133,12 @@ class RedisCounters:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._script = redis.register_script(_SCRIPT)
-        # Calls past the pool's size wait here (the pool itself would raise, which would look like
-        # an outage); cheaper than redis-py's BlockingConnectionPool.
-        self._slots = asyncio.Semaphore(_POOL_SIZE)
 
     async def apply(self, mode: Mode, window: int, limits: Sequence[Limit]) -> Outcome:
         args: list[str | int] = [window, mode]
         for limit in limits:
             args += [limit.limit, limit.cost]
-        async with self._slots:
-            reply = cast("list[Any]", await self._script(keys=[limit.key for limit in limits], args=args))
+        reply = cast("list[Any]", await self._script(keys=[limit.key for limit in limits], args=args))
         now = int(reply[0]) + int(reply[1]) / 1_000_000
         counts = [(int(reply[i]), int(reply[i + 1])) for i in range(3, len(reply), 2)]
         return Outcome(now, bool(reply[2]), counts)
@@ -155,8 +148,3 @@ def refuses(mode: Mode, limit: Limit, used: float) -> bool:
     """The admission rule, the same as the Lua script's: a request needs room for its cost, a
     token check needs any budget left, a record always passes."""
     return (mode == "hit" and used + limit.cost > limit.limit) or (mode == "check" and used >= limit.limit)
-
-
-def pool_size() -> int:
-    """Redis connections per limiter (calls beyond wait for a slot instead of failing)."""
-    return _POOL_SIZE

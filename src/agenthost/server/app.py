@@ -164,7 +164,9 @@ def _build_runtime(
         alerts,
         Batcher(settings, engine),
         OutputRedaction(settings),
-        RateLimiter(settings.rate_limits, redis_url, settings.redis.key_prefix),
+        RateLimiter(
+            settings.rate_limits, redis_url, settings.redis.key_prefix, settings.redis.max_connections
+        ),
         AuditLog(engine),
         Screener(settings.screening),
     )

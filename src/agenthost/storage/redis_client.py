@@ -1,9 +1,9 @@
-"""The Redis client behind shared budgets, circuit breakers and caches (`[redis] url`).
+"""The Redis client behind shared budgets, rate limits, circuit breakers and caches (`[redis] url`).
 
 redis-py's default pool raises `MaxConnectionsError` once 100 calls are in flight, which under a
 burst of concurrent runs would look like a Redis outage (budgets failing closed, breakers and
-caches failing open). This pool is bounded by `[redis] max_connections` and makes calls past it
-wait for a free connection instead.
+caches failing open). These pools are bounded by `[redis] max_connections` and make calls past it
+wait for a free connection instead (briefly for the rate limiter, which then falls back).
 """
 
 from __future__ import annotations
@@ -13,25 +13,20 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-    from agenthost.settings import RedisSettings
-
 __all__ = ["redis_client"]
 
-# Seconds a call waits for a free pooled connection before it counts as a Redis failure.
-_POOL_WAIT_SECONDS = 10.0
 
-
-def redis_client(settings: RedisSettings, timeout: float = 2.0) -> Redis:
-    """A client for `settings.url` with `timeout` seconds to connect and to reply."""
+def redis_client(url: str, *, max_connections: int, timeout: float = 2.0, pool_wait: float = 10.0) -> Redis:
+    """A client for `url` on a pool of `max_connections`, with `timeout` seconds to connect and to
+    reply; a call finding every connection busy waits up to `pool_wait` seconds for one, then
+    fails like an unreachable Redis."""
     # Only deployments with Redis load the client library.
     from redis.asyncio import BlockingConnectionPool, Redis  # noqa: PLC0415
 
-    if settings.url is None:
-        raise ValueError("[redis] url is not set")
     pool = BlockingConnectionPool.from_url(
-        settings.url.get_secret_value(),
-        max_connections=settings.max_connections,
-        timeout=_POOL_WAIT_SECONDS,
+        url,
+        max_connections=max_connections,
+        timeout=pool_wait,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
     )
