@@ -35,6 +35,7 @@ test: install lint typecheck pytest
 lint: install
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format src tests bench examples

@@ -732,8 +732,9 @@ def evaluate_all(with_similarity: bool, show_errors: bool) -> None:
     sys.path[:0] = [str(REPO), str(REPO / "src")]
     from tests.security.test_screening_eval import evaluate, load_items
 
+    from agenthost.config.security import ScreeningSettings
     from agenthost.gateway.embeddings import minilm_available
-    from agenthost.security.screening import Screener, ScreeningSettings
+    from agenthost.security.screening import Screener
 
     items = load_items()
     categories = sorted({(i.label, i.category) for i in items})

@@ -29,8 +29,9 @@ from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
+from agenthost.config.security import RateLimit, RateLimitSettings
 from agenthost.errors import RateLimitedError
-from agenthost.security.ratelimit import RateLimit, RateLimiter, RateLimitSettings
+from agenthost.security.ratelimit import RateLimiter
 
 BIG = RateLimit(requests_per_minute=1_000_000_000)
 IDENTITIES = {"key": "k1", "user": "u1", "ip": "203.0.113.9"}

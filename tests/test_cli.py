@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -167,6 +169,87 @@ def test_mock_llm_command_serves_the_openai_protocol(tmp_path: Path) -> None:
         process.wait(10)
 
 
+@contextlib.contextmanager
+def mock_llm_command(*args: str) -> Iterator[str]:
+    """`agenthost mock-llm ARGS` on a free port; yields its URL once it answers."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(AGENTHOST), "mock-llm", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"mock-llm exited with {process.returncode}"
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "mock-llm did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+SCRIPT = """\
+latency_ms: 400
+tokens_per_second: 50
+fault: {kind: server_error, first_n: 3}
+scenarios: {}
+"""
+
+
+def test_mock_llm_options_left_out_keep_the_scripts_knobs(tmp_path: Path) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text(SCRIPT)
+    with mock_llm_command("--script", str(script)) as url:
+        config = httpx.get(f"{url}/_mock/config").json()
+        assert config["latency_ms"] == 400
+        assert config["tokens_per_second"] == 50
+        assert config["fault"]["kind"] == "server_error"
+        assert config["fault"]["first_n"] == 3
+        httpx.post(f"{url}/_mock/config", json={"fault": None})
+        started = time.monotonic()
+        reply = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "ping"}]},
+            timeout=10,
+        )
+        assert reply.status_code == 200, reply.text
+        assert time.monotonic() - started >= 0.4, "the script's latency_ms was not applied"
+
+
+def test_mock_llm_options_given_override_the_script(tmp_path: Path) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text(SCRIPT)
+    with mock_llm_command(
+        "--script", str(script), "--latency-ms", "0", "--tokens-per-second", "7", "--fault-first-n", "1"
+    ) as url:
+        config = httpx.get(f"{url}/_mock/config").json()
+        assert config["latency_ms"] == 0
+        assert config["tokens_per_second"] == 7
+        assert config["fault"]["kind"] == "server_error"  # the script's fault, on the first call only
+        assert config["fault"]["first_n"] == 1
+    with mock_llm_command("--script", str(script), "--fault", "rate_limit") as url:
+        config = httpx.get(f"{url}/_mock/config").json()
+        assert config["fault"]["kind"] == "rate_limit"
+        assert config["fault"]["first_n"] is None
+        assert config["latency_ms"] == 400
+
+
+def test_mock_llm_options_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
+    result = cli("mock-llm", "--port", str(free_port()), "--fault-first-n", "2")
+    assert result.returncode == 2
+    assert "--fault-first-n needs --fault" in result.stderr
+    result = cli("mock-llm", "--port", str(free_port()), "--fast", "--latency-ms", "50")
+    assert result.returncode == 2
+    assert "--fast" in result.stderr
+
+
 def test_approvals_and_run_recovery_commands(server: Server, mock: MockLLMServer) -> None:
     """`agenthost approvals list/approve`, `runs steps`, `runs fork`, `runs resume` against a server."""
     with server.client() as client:
@@ -181,7 +264,7 @@ def test_approvals_and_run_recovery_commands(server: Server, mock: MockLLMServer
     assert "refund" in listed.stdout
     approved = cli("approvals", "approve", run_id, approval["id"], "--url", server.url, "--by", "cli-user")
     assert approved.returncode == 0, approved.stderr
-    assert "approved (by cli-user)" in approved.stdout
+    assert "approved (by admin-key for cli-user)" in approved.stdout
     again = cli("approvals", "deny", run_id, approval["id"], "--url", server.url)
     assert again.returncode == 1
     assert "already approved" in again.stderr

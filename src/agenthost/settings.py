@@ -5,6 +5,9 @@ TOML file, defaults. Nested keys use `__` in environment names, e.g. `AGENTHOST_
 overrides `[server] port`. Any variable may instead be given as a file path with a `_FILE` suffix
 (the Docker/Kubernetes secrets convention): `AGENTHOST_MODELS__MAIN__API_KEY_FILE=/run/secrets/key`.
 
+This module only assembles the sections, which live in `agenthost.config` (one module per area),
+and checks what spans sections (references between agents, models, routing and the cache).
+
 Example:
     >>> s = Settings(agents={"bot": {"path": "mybot.agent:agent"}})
     >>> s.default_agent_name()
@@ -16,17 +19,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -35,14 +30,24 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from agenthost.costs.config import AlertSettings, BatchSettings, BudgetSettings, LedgerSettings, RunLimits
+from agenthost.config.agents import AgentConfig, ToolConfig
+from agenthost.config.auth import AuthSettings
+from agenthost.config.base import NAME
+from agenthost.config.costs import AlertSettings, BatchSettings, BudgetSettings, LedgerSettings, RunLimits
+from agenthost.config.durability import DurabilitySettings
+from agenthost.config.gateway import CacheSettings, GatewaySettings, RoutingSettings
+from agenthost.config.models import LocalModelSettings, ModelConfig, PriceOverride
+from agenthost.config.observability import LoggingSettings
+from agenthost.config.roles import Risk, Role
+from agenthost.config.security import (
+    RateLimitSettings,
+    RedactionSettings,
+    RetentionSettings,
+    ScreeningSettings,
+)
+from agenthost.config.server import ServerSettings
+from agenthost.config.storage import RedisSettings
 from agenthost.errors import ConfigError
-from agenthost.security.auth import AuthSettings
-from agenthost.security.output import RedactionSettings
-from agenthost.security.privacy import RetentionSettings
-from agenthost.security.ratelimit import RateLimitSettings
-from agenthost.security.roles import Risk, Role
-from agenthost.security.screening import ScreeningSettings
 
 __all__ = [
     "AgentConfig",
@@ -63,309 +68,9 @@ __all__ = [
 
 ENV_PREFIX = "AGENTHOST_"
 DEFAULT_CONFIG_NAME = "agenthost.toml"
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ServerSettings(_Section):
-    """`[server]`: the HTTP API."""
-
-    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 in containers.")
-    port: int = Field(8000, ge=1, le=65535, description="TCP port.")
-    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body.")
-    run_wait_timeout: float = Field(
-        30.0, gt=0, description="Seconds `POST .../run` waits before answering 202 with the run's location."
-    )
-    heartbeat_interval: float = Field(15.0, gt=0, description="Seconds between SSE heartbeat comments.")
-    chat_completions_timeout: float = Field(
-        600.0,
-        gt=0,
-        description="Longest wait for an agent run behind a non-streaming `/v1/chat/completions`.",
-    )
-    shutdown_grace_seconds: float = Field(
-        30.0, ge=0, description="Grace period for in-flight work on SIGTERM."
-    )
-    max_page_size: int = Field(100, ge=1, le=1000, description="Upper bound on `limit` for list endpoints.")
-
-
-class DurabilitySettings(_Section):
-    """`[durability]`: the DBOS engine that makes runs durable."""
-
-    app_name: str = Field("agenthost", pattern=r"^[a-z0-9_-]{3,}$", description="DBOS application name.")
-    application_version: str = Field(
-        "1",
-        min_length=1,
-        description="Pinned DBOS application version: processes sharing it recover each other's runs.",
-    )
-    executor_id: str = Field(
-        "local", min_length=1, description="Unique per replica in a multi-replica deployment."
-    )
-    queue_concurrency: int = Field(16, ge=1, description="Background runs executing at once in this process.")
-    events_flush_interval: float = Field(
-        0.25, gt=0, description="Seconds between writes of buffered run events to the database."
-    )
-    approval_timeout_seconds: float = Field(
-        7 * 24 * 3600.0, gt=0, description="How long a tool call waits for approval before it is denied."
-    )
-    max_recovery_attempts: int = Field(
-        5,
-        ge=1,
-        description="Restarts a run may crash in before it is marked `dead` (then resume it by hand).",
-    )
-
-
-class PriceOverride(_Section):
-    """`[models.<name>.price]`: USD per million tokens, replacing genai-prices' figures for this model."""
-
-    input_per_mtok: float = Field(ge=0, description="Uncached input tokens.")
-    output_per_mtok: float = Field(ge=0, description="Output tokens.")
-    cache_read_per_mtok: float | None = Field(
-        None, ge=0, description="Cached input read; default: input price."
-    )
-    cache_write_per_mtok: float | None = Field(None, ge=0, description="Cache writes; default: input price.")
-
-
-class ModelConfig(_Section):
-    """`[models.<name>]`: a named model agents can use."""
-
-    provider: Literal["openai", "anthropic", "local"] = Field(
-        description="Wire protocol: `openai` (also any OpenAI-compatible endpoint), `anthropic`, or `local`."
-    )
-    model: str = Field("", description="Provider model id, e.g. `gpt-4o-mini`; ignored for `local`.")
-    base_url: str | None = Field(
-        None, description="Endpoint for OpenAI-compatible servers (vLLM, Ollama, ...)."
-    )
-    api_key: SecretStr | None = Field(
-        None, description="Credential; prefer `*_FILE` or the provider's env var."
-    )
-    timeout: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
-    max_tokens: int | None = Field(None, ge=1, description="Default cap on output tokens per model call.")
-    fallbacks: list[str] = Field(
-        default_factory=list,
-        description="Names of `[models]` tried in order when this one fails or its breaker is open.",
-    )
-    price: PriceOverride | None = Field(None, description="Price override (otherwise genai-prices).")
-    context_window: int | None = Field(
-        None,
-        ge=256,
-        description="Context window in tokens (default: genai-prices' figure for the model; "
-        "`[local] n_ctx` for the local model). Unknown: no overflow handling.",
-    )
-    context_overflow: Literal["truncate", "summarize", "error"] | None = Field(
-        None, description="Overflow strategy of this model; default `[gateway] context_overflow`."
-    )
-    prompt_caching: bool = Field(
-        default=False,
-        description="Anthropic: cache the system prompt and tool definitions (cached reads cost 10 %).",
-    )
-
-    @model_validator(mode="after")
-    def _model_required(self) -> ModelConfig:
-        if self.provider != "local" and not self.model:
-            msg = f"`model` is required for provider {self.provider!r}"
-            raise ValueError(msg)
-        return self
-
-
-class ToolConfig(_Section):
-    """`[agents.<name>.tools.<tool>]`: how agenthost executes one of the agent's tools."""
-
-    execution: Literal["at_least_once", "at_most_once"] = Field(
-        "at_least_once",
-        description=(
-            "`at_least_once` (idempotent reads): after a crash inside the call, it runs again. "
-            "`at_most_once` (side effects): it never runs twice; after a crash inside the call the "
-            "agent gets a `tool_outcome_unknown` failure instead."
-        ),
-    )
-    risk: Risk | None = Field(
-        None,
-        description="`low` runs automatically; `medium` and `high` wait for approval; `critical` waits "
-        'for approval by an operator or admin. Unset: `low` if `approval = "never"`, `high` if '
-        '`approval = "required"`, else `default_tool_risk`. Roles above their `max_tool_risk` never '
-        "see the tool.",
-    )
-    approval: Literal["never", "required"] | None = Field(
-        None,
-        description="Override of the risk's approval rule: `required` makes each call wait for a "
-        "decision (`POST .../approvals/{id}`), `never` runs it without one (not for `critical`).",
-    )
-    approval_timeout_seconds: float | None = Field(
-        None, gt=0, description="Deny the call automatically after this long; default `[durability]`'s."
-    )
-
-    @model_validator(mode="after")
-    def _critical_needs_approval(self) -> ToolConfig:
-        if self.risk == "critical" and self.approval == "never":
-            msg = 'a critical tool always needs approval; remove approval = "never" or lower its risk'
-            raise ValueError(msg)
-        return self
-
-
-class AgentConfig(_Section):
-    """`[agents.<name>]`: an agent served by this process."""
-
-    path: str = Field(description="Import path `module:attribute` of a `pydantic_ai.Agent`.")
-    model: str | None = Field(
-        None, description="A name from `[models]`, or a pydantic-ai model string like `openai:gpt-4o`."
-    )
-    description: str = Field("", description="Shown in listings.")
-    prompt_version: str | None = Field(
-        None,
-        max_length=128,
-        description="Label of the agent's prompt (a git tag, a registry version) in audit entries; "
-        "unset: a fingerprint of its instructions and system prompts.",
-    )
-    deps_factory: str | None = Field(
-        None, description="Import path of a callable returning the agent's `deps` for each run."
-    )
-    tools: dict[str, ToolConfig] = Field(
-        default_factory=dict, description="Per-tool execution semantics and approval, by tool name."
-    )
-    limits: RunLimits | None = Field(
-        None, description="This agent's run limits, replacing `[limits]` (same keys)."
-    )
-    routing: bool = Field(
-        default=False,
-        description="Choose each run's model by the complexity of its input (`[routing]` tiers).",
-    )
-    redaction: RedactionSettings | None = Field(
-        None, description="This agent's output redaction, replacing `[redaction]`."
-    )
-
-    @field_validator("path", "deps_factory")
-    @classmethod
-    def _import_path(cls, value: str | None) -> str | None:
-        if value is not None and not _IMPORT_PATH.match(value):
-            msg = f"must look like `module:attribute` (got {value!r})"
-            raise ValueError(msg)
-        return value
-
-
-class GatewaySettings(_Section):
-    """`[gateway]`: what happens around every model call: retries, circuit breakers, degradation."""
-
-    retry_max_attempts: int = Field(
-        3, ge=1, le=20, description="Attempts per model call, the first included."
-    )
-    retry_initial_delay: float = Field(
-        0.5, ge=0, description="First backoff (seconds); doubles, with full jitter."
-    )
-    retry_max_delay: float = Field(8.0, ge=0, description="Longest single backoff (seconds).")
-    retry_max_total_seconds: float = Field(
-        30.0, gt=0, description="No new attempt starts after this long since the first one."
-    )
-    retry_after_max_seconds: float = Field(
-        30.0,
-        ge=0,
-        description="A provider's `Retry-After` longer than this is not waited for (the call fails over).",
-    )
-    breaker_failure_threshold: int = Field(
-        5, ge=1, description="Consecutive failed attempts that open a model's circuit breaker."
-    )
-    breaker_cooldown_seconds: float = Field(
-        30.0, gt=0, description="How long an open breaker fails calls fast before letting one probe through."
-    )
-    degradation_message: str | None = Field(
-        None,
-        description="Answer with this text (at no cost) when every model of a chain fails, not an error.",
-    )
-    context_overflow: Literal["truncate", "summarize", "error"] = Field(
-        "truncate",
-        description="When a history exceeds a model's context budget: drop the oldest exchanges "
-        "(`truncate`), replace them by a summary from the same model (`summarize`), or refuse (`error`).",
-    )
-    context_reserve_tokens: int = Field(
-        1024, ge=1, description="Tokens kept free for the answer when a call sets no `max_tokens`."
-    )
-
-
-class CacheSettings(_Section):
-    """`[cache]`: the exact response cache (off by default)."""
-
-    enabled: bool = Field(
-        default=False, description="Answer repeated identical requests from the cache, at no cost."
-    )
-    ttl_seconds: float = Field(3600.0, gt=0, description="How long an answer stays in the cache.")
-    shared_across_tenants: bool = Field(
-        default=False,
-        description="Let different users' identical requests share answers (off: keyed by user).",
-    )
-    semantic: bool = Field(
-        default=False,
-        description="Also answer paraphrases of an earlier last question (embedding similarity); "
-        "needs `enabled`.",
-    )
-    semantic_threshold: float = Field(
-        0.9, gt=0, le=1, description="Cosine similarity at or above which a paraphrase is a hit."
-    )
-    semantic_embeddings: str = Field(
-        "local",
-        description="`local` (all-MiniLM-L6-v2 on the CPU, `[semantic]` extra) or a `[models]` name "
-        "whose `model` is an embedding model served over the OpenAI embeddings API.",
-    )
-    semantic_max_entries: int = Field(
-        1000, ge=1, description="Newest entries compared per lookup (per model, tenant and context)."
-    )
-
-
-class RoutingSettings(_Section):
-    """`[routing]`: the model of each complexity tier, for agents with `routing = true`."""
-
-    simple: str | None = Field(
-        None, description="`[models]` name for greetings, lookups, short factual asks."
-    )
-    medium: str | None = Field(
-        None, description="`[models]` name for explanations, summaries, short writing."
-    )
-    complex: str | None = Field(None, description="`[models]` name for multi-step work, code, analysis.")
-    classifier: str | None = Field(
-        None,
-        description="`[models]` name of a cheap model that classifies each input (one short call per "
-        "routed run); unset uses the local heuristic. On any failure the heuristic decides.",
-    )
-    classifier_timeout_seconds: float = Field(
-        5.0, gt=0, description="Time the classifier model gets before the heuristic decides instead."
-    )
-
-
-class RedisSettings(_Section):
-    """`[redis]`: optional; shares budgets, rate limits, circuit breakers and caches across replicas."""
-
-    url: SecretStr | None = Field(
-        None, description="`redis://host:6379/0`; unset keeps that state per process."
-    )
-    key_prefix: str = Field("agenthost", min_length=1, description="Prefix of every key agenthost writes.")
-    max_connections: int = Field(
-        64, ge=1, le=10_000, description="Connections per pool; calls past it wait for a free one."
-    )
-
-
-class LocalModelSettings(_Section):
-    """`[local]`: the in-process GGUF model used when no provider key is set."""
-
-    model_path: Path | None = Field(
-        None, description="GGUF file; defaults to SmolLM2-135M-Instruct from `[local]`."
-    )
-    n_ctx: int = Field(2048, ge=256, description="Context window in tokens.")
-    n_threads: int | None = Field(None, ge=1, description="CPU threads; default is llama.cpp's choice.")
-    max_tokens: int = Field(256, ge=1, description="Default cap on generated tokens.")
-
-
-class LoggingSettings(_Section):
-    """`[logging]`: structured logs."""
-
-    level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
-    format: Literal["json", "console"] = Field(
-        "json", description="`json` for production, `console` for humans."
-    )
-
-
-AgentName = Annotated[str, Field(pattern=_NAME.pattern)]
+AgentName = Annotated[str, Field(pattern=NAME.pattern)]
 
 
 class Settings(BaseSettings):
@@ -509,17 +214,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = _TOML_FILE.get("path")
         del env_settings  # replaced by a source that also understands `*_FILE`
         sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvSource(settings_cls)]
-        if toml_file is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        if settings_cls.model_config.get("toml_file") is not None:
+            # Set by `load_settings` on a subclass made for the one file it reads.
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
-
-
-# The TOML path is chosen at load time; pydantic-settings builds sources from the class, so the
-# loader hands the path over here for the duration of one construction.
-_TOML_FILE: dict[str, Path | None] = {"path": None}
 
 
 class _EnvSource(EnvSettingsSource):
@@ -571,19 +271,25 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         'x:y'
     """
     config_path = resolve_config_path(path)
-    _TOML_FILE["path"] = config_path
+    # pydantic-settings reads the TOML path from the class; a subclass per file keeps loading
+    # reentrant (no shared state between two loads, in threads or in tests).
+    loader = Settings if config_path is None else _reading(config_path)
     try:
-        settings = Settings(**overrides)
+        settings = loader(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, config_path)) from None
     except ValueError as exc:  # a TOML syntax error surfaces as a ValueError subclass
         where = str(config_path) if config_path else "configuration"
         msg = f"{where}: {exc}"
         raise ConfigError(msg) from None
-    finally:
-        _TOML_FILE["path"] = None
     settings.config_dir = config_path.parent if config_path else None
     return settings
+
+
+def _reading(config_path: Path) -> type[Settings]:
+    """`Settings` reading `config_path` as its TOML source."""
+    config = SettingsConfigDict(toml_file=config_path)
+    return type("Settings", (Settings,), {"model_config": config, "__module__": __name__})
 
 
 def _describe(exc: ValidationError, config_path: Path | None) -> str:

@@ -99,3 +99,36 @@ def test_a_model_classifier_routes_and_the_heuristic_covers_its_failures(
     )
     # Classifier calls go through the gateway: 2 classifier requests + 2 runs reached the mock.
     assert mock.stats()["total_calls"] == 4
+
+
+def test_an_idempotent_repeat_of_a_routed_run_does_not_ask_the_classifier_again(
+    tmp_path: Path, mock: MockLLMServer
+) -> None:
+    """The repeat finds the run its key names before routing: no second (paid, unrecorded)
+    classifier call; a different body under the key is still 409."""
+    config = server_config(f"sqlite:///{tmp_path / 'a.db'}", mock.url, routing={"classifier": "mock"})
+    server = Server(tmp_path, config).start()
+    headers = {"Idempotency-Key": "route-me-once"}
+    try:
+        with server.client() as client:
+            first = client.post("/v1/agents/router/run", json={"input": "[tier-word] once"}, headers=headers)
+            calls_after_first = mock.stats()["total_calls"]
+            again = client.post("/v1/agents/router/run", json={"input": "[tier-word] once"}, headers=headers)
+            calls_after_repeat = mock.stats()["total_calls"]
+            other = client.post("/v1/agents/router/run", json={"input": "[tier-word] other"}, headers=headers)
+            calls_after_other = mock.stats()["total_calls"]
+            spend = client.get("/v1/costs", params={"from": "2000-01-01T00:00:00Z"}).json()["total"]
+            metrics = client.get("/metrics").text
+    finally:
+        server.stop()
+    assert first.status_code == again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["metadata"]["routing"] == first.json()["metadata"]["routing"]
+    assert first.json()["metadata"]["routing"]["source"] == "classifier"
+    assert other.status_code == 409
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    # The classifier and the run's model call, once each; the repeat and the conflict call nothing.
+    assert calls_after_first == calls_after_repeat == calls_after_other == 2
+    # Every call made is in the ledger: the classifier's and the run's.
+    assert spend["calls"] == 2
+    assert metric_value(metrics, "agenthost_routing_decisions_total", source="classifier") == 1

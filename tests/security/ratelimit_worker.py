@@ -13,8 +13,9 @@ import json
 import sys
 import time
 
+from agenthost.config.security import RateLimit, RateLimitSettings
 from agenthost.errors import RateLimitedError
-from agenthost.security.ratelimit import RateLimit, RateLimiter, RateLimitSettings
+from agenthost.security.ratelimit import RateLimiter
 
 ADDRESS = "198.51.100.23"
 

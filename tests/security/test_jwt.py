@@ -33,8 +33,9 @@ from typer.testing import CliRunner
 
 import agenthost.security.jwt as jwt_module
 from agenthost.cli.token import parse_duration, token_app
+from agenthost.config.auth import JWTSettings
 from agenthost.errors import ConfigError, UnauthorizedError
-from agenthost.security.jwt import JWTSettings, JWTVerifier, looks_like_jwt
+from agenthost.security.jwt import JWTVerifier, looks_like_jwt
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "agenthost"

@@ -9,8 +9,9 @@ import logging
 import pytest
 import structlog
 
+from agenthost.config.observability import LoggingSettings
 from agenthost.observability.logging import configure_logging
-from agenthost.settings import LoggingSettings
+from agenthost.security.redaction import log_masker
 
 # Built at run time so that the repository holds no key-shaped literal.
 OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"  # pragma: allowlist secret
@@ -27,7 +28,7 @@ def _fail() -> None:
 
 
 def test_credentials_are_masked_in_every_kind_of_log_line(capsys: pytest.CaptureFixture[str]) -> None:
-    configure_logging(LoggingSettings(format="json", level="info"))
+    configure_logging(LoggingSettings(format="json", level="info"), mask=log_masker())
     log = structlog.get_logger("test")
     log.info("provider_call", api_key=OPENAI_KEY, headers={"authorization": f"Bearer {JWT}"})
     logging.getLogger("uvicorn.error").warning("client sent key %s", OPENAI_KEY)

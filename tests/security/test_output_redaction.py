@@ -104,7 +104,7 @@ def test_stream_redactor_holds_split_entities() -> None:
     from agenthost.security.output import StreamRedactor
     from agenthost.security.redaction import Redactor
 
-    stream = StreamRedactor(Redactor(), hold_chars=32)
+    stream = StreamRedactor(Redactor())
     marker = "PRIVATE" + " KEY-----"  # built at run time: no key-shaped literal in the repository
     text = f"mail jane.doe@example.com now, key -----BEGIN RSA {marker}\nMIIB" + "A" * 300
     text += f"\n-----END RSA {marker} done"

@@ -28,10 +28,10 @@ import pytest
 import redis.asyncio as aioredis
 import sqlalchemy as sa
 
+from agenthost.config.security import RetentionSettings
 from agenthost.errors import ConflictError
 from agenthost.security.audit import ERASED, AuditLog
 from agenthost.security.privacy import (
-    RetentionSettings,
     enforce_retention,
     erase_user,
     pseudonym,
@@ -551,8 +551,9 @@ def test_retention_job_runs_as_a_scheduled_durable_workflow(tmp_path: Path) -> N
             import sqlalchemy as sa
             from dbos import DBOS
             from agenthost.security.audit import AuditLog
+            from agenthost.config.security import RetentionSettings
             from agenthost.security.privacy import (
-                RetentionJob, RetentionSettings, register_retention_job, schedule_retention_job
+                RetentionJob, register_retention_job, schedule_retention_job
             )
             from agenthost.storage.engine import create_app_engine, create_dbos_engine, database_urls
             from agenthost.storage.migrate import upgrade

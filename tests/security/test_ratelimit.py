@@ -18,12 +18,11 @@ import redis
 import structlog
 from pydantic import ValidationError
 
+from agenthost.config.security import RateLimit, RateLimitSettings
 from agenthost.errors import AgentHostError, RateLimitedError
 from agenthost.security import ratelimit
 from agenthost.security.ratelimit import (
-    RateLimit,
     RateLimiter,
-    RateLimitSettings,
     RateLimitUnavailableError,
     client_ip,
 )

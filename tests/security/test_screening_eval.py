@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agenthost.security.screening import Screener, ScreeningSettings, load_corpus
+from agenthost.config.security import ScreeningSettings
+from agenthost.security.screening import Screener, load_corpus
 
 EVAL_SET = Path(__file__).parent / "data" / "injection_eval.jsonl"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
-from tests.harness import Server
+from tests.harness import Server, server_config
 
 from agenthost.testing import MockLLMServer
 
@@ -123,3 +126,164 @@ def test_unknown_route_and_method(client: httpx.Client) -> None:
 def test_request_id_is_echoed(client: httpx.Client) -> None:
     response = client.get("/v1/runs/run_nope", headers={"X-Request-ID": "my-trace-123"})
     assert response.json()["error"]["request_id"] == "my-trace-123"
+
+
+# --- integers from the client are bounded before use ---------------------------------------------
+
+MAX_EVENT_SEQ = 2**31 - 1  # run_events.seq is an INTEGER (32-bit on Postgres)
+MAX_AUDIT_SEQ = 2**63 - 1  # audit_log.seq is a BIGINT
+
+
+@pytest.fixture(scope="module")
+def finished_run(server: Server) -> str:
+    """A finished run to aim bad input at; module-scoped, so it exists before `client` counts runs
+    and before `mock` resets the model's call count."""
+    with server.client() as c:
+        response = c.post("/v1/agents/plain/run", json={"input": "hi"})
+    assert response.status_code == 200, response.text
+    run_id: str = response.json()["id"]
+    return run_id
+
+
+@pytest.fixture
+def console_server(tmp_path: Path, mock_server: MockLLMServer) -> Iterator[Server]:
+    """A server logging for people (`format = "console"`): there, an unhandled error's traceback is
+    rendered with every frame's locals, which holds the event loop for tens of seconds."""
+    config = server_config(
+        f"sqlite:///{tmp_path / 'agenthost.db'}", mock_server.url, logging={"format": "console"}
+    )
+    srv = Server(tmp_path, config).start()
+    yield srv
+    srv.stop()
+
+
+def test_huge_last_event_id_is_refused_and_health_stays_fast(console_server: Server) -> None:
+    with console_server.client() as c:
+        run_id = c.post("/v1/agents/plain/run", json={"input": "hi"}).json()["id"]
+        outcome: dict[str, object] = {}
+
+        def follow() -> None:
+            try:
+                outcome["response"] = c.get(
+                    f"/v1/runs/{run_id}/events", headers={"Last-Event-ID": "99999999999999999999999"}
+                )
+            except httpx.HTTPError as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        with httpx.Client(base_url=console_server.url, timeout=30) as probe:
+            for _ in range(10):
+                started = time.monotonic()
+                assert probe.get("/health").status_code == 200
+                assert time.monotonic() - started < 2, "the event loop was blocked"
+                time.sleep(0.1)
+        thread.join(30)
+    assert "error" not in outcome, outcome.get("error")
+    response = outcome["response"]
+    assert isinstance(response, httpx.Response)
+    assert_error(response, 422, "invalid_last_event_id")
+
+
+@pytest.mark.parametrize(
+    "value", ["99999999999999999999999", str(MAX_EVENT_SEQ + 1), str(2**63), "9" * 5000, "-1", "1.5", "0x10"]
+)
+def test_last_event_id_out_of_range(client: httpx.Client, finished_run: str, value: str) -> None:
+    response = client.get(f"/v1/runs/{finished_run}/events", headers={"Last-Event-ID": value})
+    error = assert_error(response, 422, "invalid_last_event_id")
+    assert str(MAX_EVENT_SEQ) in error["message"]
+
+
+@pytest.mark.parametrize("value", [b"1\xff", b"\xff", b"\xb2", b"1\xb9"])  # ² and ¹ pass str.isdigit
+def test_last_event_id_with_non_ascii_bytes(client: httpx.Client, finished_run: str, value: bytes) -> None:
+    response = client.get(f"/v1/runs/{finished_run}/events", headers={"Last-Event-ID": value})
+    assert_error(response, 422, "invalid_last_event_id")
+
+
+def test_largest_event_ids_are_accepted(client: httpx.Client, finished_run: str) -> None:
+    for request in (
+        {"headers": {"Last-Event-ID": str(MAX_EVENT_SEQ)}},
+        {"headers": {"Last-Event-ID": f"000{MAX_EVENT_SEQ}"}},
+        {"params": {"after": MAX_EVENT_SEQ}},
+    ):
+        with client.stream("GET", f"/v1/runs/{finished_run}/events", **request) as response:  # type: ignore[arg-type]
+            assert response.status_code == 200
+            assert "data:" not in response.read().decode(), "nothing comes after the largest id"
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/runs/{run}/events", {"after": 10**30}),
+        ("/v1/runs/{run}/events", {"after": MAX_EVENT_SEQ + 1}),
+        ("/v1/audit", {"before_seq": 10**30}),
+        ("/v1/audit", {"before_seq": MAX_AUDIT_SEQ + 1}),
+        ("/v1/audit", {"before_seq": "9" * 5000}),
+        ("/v1/runs", {"limit": 10**30}),
+        ("/v1/approvals", {"limit": 10**30}),
+        ("/v1/alerts", {"limit": 10**30}),
+    ],
+)
+def test_query_integers_out_of_range(
+    client: httpx.Client, finished_run: str, path: str, params: dict[str, object]
+) -> None:
+    response = client.get(path.format(run=finished_run), params=params)  # type: ignore[arg-type]
+    error = assert_error(response, 422, "invalid_request")
+    assert next(iter(params)) in error["message"]
+
+
+def test_largest_audit_seq_is_accepted(client: httpx.Client) -> None:
+    response = client.get("/v1/audit", params={"before_seq": MAX_AUDIT_SEQ})
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("from_step", [2**31, 10**30])
+def test_fork_from_step_out_of_range(client: httpx.Client, finished_run: str, from_step: int) -> None:
+    response = client.post(f"/v1/runs/{finished_run}/fork", json={"from_step": from_step})
+    error = assert_error(response, 422, "invalid_request")
+    assert "from_step" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "field"),
+    [
+        ("plain", {"max_tokens": 10**30}, "max_tokens"),
+        ("mock", {"max_tokens": 10**30}, "max_tokens"),
+        ("mock", {"max_completion_tokens": 1_000_001}, "max_completion_tokens"),
+        ("mock", {"seed": 2**63}, "seed"),
+        ("plain", {"seed": -(2**63) - 1}, "seed"),
+    ],
+)
+def test_chat_completions_integers_out_of_range(
+    client: httpx.Client, model: str, extra: dict[str, int], field: str
+) -> None:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], **extra}
+    error = assert_error(client.post("/v1/chat/completions", json=body), 422, "invalid_request")
+    assert field in error["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/agents/plain/run", "/agent/run"])
+def test_metadata_integers_out_of_range(client: httpx.Client, path: str) -> None:
+    body = {"input": "hi", "metadata": {"n": 2**63}}
+    error = assert_error(client.post(path, json=body), 422, "invalid_request")
+    assert "metadata" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "code"),
+    [
+        ({"rate_limits": {"requests_per_minute": 10**400}}, "invalid_rate_limits"),
+        ({"rate_limits": {"tokens_per_minute": 10**13}}, "invalid_rate_limits"),
+        ({"budgets": {"daily_usd": 1e300}}, "invalid_budgets"),
+        ({"limits": {"max_tokens": -5}}, "invalid_limits"),
+        ({"limits": {"max_tokens": 10**30}}, "invalid_limits"),
+        ({"limits": {"max_model_steps": 1.5}}, "invalid_limits"),
+        ({"limits": {"max_cost_usd": 1e300}}, "invalid_limits"),
+        ({"limits": {"output_tokens_estimate": 10**12}}, "invalid_limits"),
+    ],
+)
+def test_key_integers_out_of_range(client: httpx.Client, spec: dict[str, object], code: str) -> None:
+    before = len(client.get("/v1/admin/keys").json()["data"])
+    body = {"name": "bounded", "role": "user", "user_id": "u-bounded", **spec}
+    assert_error(client.post("/v1/admin/keys", json=body), 422, code)
+    assert len(client.get("/v1/admin/keys").json()["data"]) == before, "a rejected request made a key"

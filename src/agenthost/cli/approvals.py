@@ -12,7 +12,14 @@ from agenthost.cli.common import UrlOption, api_call, out
 approvals_app = typer.Typer(help="Tool calls waiting for a person's decision.", no_args_is_help=True)
 
 ReasonOption = Annotated[str | None, typer.Option(help="Why (a denial's reason is shown to the model).")]
-ByOption = Annotated[str | None, typer.Option("--by", help="Who decides (recorded with the decision).")]
+ByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="The person you decide for (operator and admin keys only); the decider recorded is "
+        "always the key you call with.",
+    ),
+]
 
 
 @approvals_app.command("list")
@@ -40,7 +47,9 @@ def approvals_list(
             row["status"],
             row["requested_at"][:19],
             row["expires_at"][:19],
-            row["decided_by"] or "",
+            f"{row['decided_by']} for {row['decided_for']}"
+            if row.get("decided_for")
+            else row["decided_by"] or "",
         )
     out.print(table)
 
@@ -55,7 +64,8 @@ def _decide(
         body["by"] = by
     path = f"/v1/runs/{run_id}/approvals/{approval_id}"
     result = api_call(url, lambda client: client.request("POST", path, json=body))
-    out.print(f"approval {result['id']} is {result['status']} (by {result['decided_by']})")
+    on_behalf = f" for {result['decided_for']}" if result.get("decided_for") else ""
+    out.print(f"approval {result['id']} is {result['status']} (by {result['decided_by']}{on_behalf})")
 
 
 @approvals_app.command("approve")

@@ -12,11 +12,12 @@ import typer
 from rich.table import Table
 
 from agenthost.cli.common import ConfigOption, err, fail, open_database, out
-from agenthost.costs.config import BudgetLimit
+from agenthost.config.costs import BudgetLimit
+from agenthost.config.roles import resolve_roles
 from agenthost.errors import AgentHostError
 from agenthost.security.audit import AuditLog
-from agenthost.security.keys import KeyRateLimits, KeySpec, KeyStore
-from agenthost.security.roles import resolve_roles
+from agenthost.security.keys import KeyManager, KeyRateLimits, KeySpec
+from agenthost.storage.keys import KeyStore
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -81,7 +82,7 @@ def create(  # noqa: PLR0917 - one option per key property
     async def go() -> tuple[dict[str, Any], str]:
         async with open_database(config) as (settings, engine):
             validate_spec(settings, resolve_roles(settings.roles), spec)
-            key, token = await KeyStore(engine).create(spec, created_by="cli")
+            key, token = await KeyManager(KeyStore(engine)).create(spec, created_by="cli")
             await _audit(engine, "key.created", key.id, key.user_id)
             return key.public(datetime.now(UTC)), token
 
@@ -103,7 +104,10 @@ def list_keys(
     async def go() -> list[dict[str, Any]]:
         async with open_database(config) as (_settings, engine):
             now = datetime.now(UTC)
-            return [k.public(now) for k in await KeyStore(engine).list(include_revoked=include_revoked)]
+            return [
+                k.public(now)
+                for k in await KeyManager(KeyStore(engine)).list(include_revoked=include_revoked)
+            ]
 
     rows = asyncio.run(go())
     if as_json:
@@ -134,7 +138,7 @@ def revoke(
 
     async def go() -> dict[str, Any]:
         async with open_database(config) as (_settings, engine):
-            key = await KeyStore(engine).revoke(key_id)
+            key = await KeyManager(KeyStore(engine)).revoke(key_id)
             await _audit(engine, "key.revoked", key.id, key.user_id)
             return key.public(datetime.now(UTC))
 
@@ -159,7 +163,7 @@ def rotate(
     async def go() -> tuple[dict[str, Any], str]:
         async with open_database(config) as (settings, engine):
             grace = settings.auth.rotation_grace_seconds if grace_seconds is None else grace_seconds
-            key, token = await KeyStore(engine).rotate(key_id, timedelta(seconds=grace))
+            key, token = await KeyManager(KeyStore(engine)).rotate(key_id, timedelta(seconds=grace))
             await _audit(engine, "key.rotated", key.id, key.user_id)
             return key.public(datetime.now(UTC)), token
 

@@ -64,12 +64,13 @@ def serve(
 
     from agenthost.observability.logging import configure_logging
     from agenthost.runtime.registry import AgentRegistry
+    from agenthost.security.redaction import log_masker
     from agenthost.server.app import create_app
     from agenthost.settings import load_settings
 
     try:
         settings = load_settings(config)
-        configure_logging(settings.logging)
+        configure_logging(settings.logging, mask=log_masker())
         registry = AgentRegistry(settings)
         application = create_app(settings, registry)
     except AgentHostError as exc:
@@ -195,18 +196,30 @@ def mock_llm(  # noqa: PLR0917 - typer maps each parameter to an option
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8090,
     script: Annotated[Path | None, typer.Option(help="YAML script of scenarios.")] = None,
-    latency_ms: Annotated[float, typer.Option(help="Delay before the first byte.")] = 0.0,
-    tokens_per_second: Annotated[float | None, typer.Option(help="Streaming pace.")] = None,
+    latency_ms: Annotated[
+        float | None, typer.Option(help="Delay before the first byte (default: the script's, else 0).")
+    ] = None,
+    tokens_per_second: Annotated[
+        float | None, typer.Option(help="Streaming pace (default: the script's, else all at once).")
+    ] = None,
     fault: Annotated[
         str | None, typer.Option(help="Inject a fault into every call (or the first N).")
     ] = None,
-    fault_first_n: Annotated[int | None, typer.Option(help="Only the first N calls fail.")] = None,
+    fault_first_n: Annotated[
+        int | None, typer.Option(help="Only the first N calls fail (of --fault, else the script's fault).")
+    ] = None,
     fast: Annotated[
         bool, typer.Option("--fast", help="Benchmark fast path: one fixed OpenAI completion, no scenarios.")
     ] = False,
 ) -> None:
-    """Serve the mock LLM (OpenAI and Anthropic wire protocols) for tests and benchmarks."""
+    """Serve the mock LLM (OpenAI and Anthropic wire protocols) for tests and benchmarks.
+
+    Options given override the script's knobs; options left out leave them as the script sets them."""
+    knobs = {"latency_ms": latency_ms, "tokens_per_second": tokens_per_second}
+    given: dict[str, Any] = {name: value for name, value in knobs.items() if value is not None}
     if fast:
+        if given or script is not None or fault is not None or fault_first_n is not None:
+            raise _fail("--fast serves a fixed reply: it takes no --script, knobs or faults", 2)
         from agenthost.testing.mock_llm.fast import serve_fast
 
         err.print(f"fast mock LLM on http://{host}:{port} (OpenAI: /v1/chat/completions, fixed reply)")
@@ -219,10 +232,14 @@ def mock_llm(  # noqa: PLR0917 - typer maps each parameter to an option
 
     try:
         base = load_script(script) if script is not None else MockLLMConfig()
-        update: dict[str, Any] = {"latency_ms": latency_ms, "tokens_per_second": tokens_per_second}
         if fault is not None:
-            update["fault"] = {"kind": fault, "first_n": fault_first_n}
-        config = MockLLMConfig.model_validate({**base.model_dump(), **update})
+            given["fault"] = {"kind": fault, "first_n": fault_first_n}
+        elif fault_first_n is not None:
+            if base.fault is None:
+                raise _fail("--fault-first-n needs --fault, or a fault in the script", 2)
+            only_first = {"first_n": fault_first_n, "every_n": None, "probability": None}
+            given["fault"] = {**base.fault.model_dump(), **only_first}
+        config = MockLLMConfig.model_validate({**base.model_dump(), **given})
     except (OSError, ValueError, ValidationError) as exc:
         raise _fail(str(exc), 2) from None
     err.print(f"mock LLM on http://{host}:{port} (OpenAI: /v1/chat/completions, Anthropic: /v1/messages)")

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from agenthost.cli.common import ConfigOption, fail
+from agenthost.config.auth import HMAC_ALGORITHMS, HMAC_MIN_BYTES, JWTSettings, compatible_algorithms
 from agenthost.errors import AgentHostError
-from agenthost.security.jwt import HMAC_ALGORITHMS, HMAC_MIN_BYTES, JWTSettings, compatible_algorithms
 
 __all__ = ["parse_duration", "token_app"]
 

@@ -13,26 +13,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import sqlalchemy as sa
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, stop_after_attempt, wait_exponential
 
-from agenthost.costs.config import AlertSettings
-from agenthost.storage.base import Store
-from agenthost.storage.tables import alerts as table
-from agenthost.storage.tables import row_dict
+from agenthost.config.costs import AlertSettings
+from agenthost.storage.alerts import AlertStore
 
 __all__ = ["Alerts"]
 
 _log = structlog.get_logger(__name__)
 
 
-class Alerts(Store):
+class Alerts:
     """Fires, stores and delivers alerts."""
 
-    def __init__(self, engine: AsyncEngine, settings: AlertSettings) -> None:
-        super().__init__(engine)
+    def __init__(self, store: AlertStore, settings: AlertSettings) -> None:
+        self.store = store
         self.settings = settings
         self._deliveries: set[asyncio.Task[None]] = set()
 
@@ -47,9 +43,7 @@ class Alerts(Store):
             "attempts": 0,
             "created_at": datetime.now(UTC),
         }
-        async with self.engine.begin() as conn:
-            statement = self.insert(table).values(**row).on_conflict_do_nothing(index_elements=["id"])
-            fired = (await conn.execute(statement)).rowcount == 1
+        fired = await self.store.insert_once(row)
         if fired:
             _log.warning("alert", alert_id=alert_id, kind=kind, message=message, **data)
             if self.settings.webhooks:
@@ -81,21 +75,13 @@ class Alerts(Store):
                 except httpx.HTTPError as exc:
                     delivered = False
                     _log.error("alert_delivery_failed", alert_id=row["id"], url=url, error=str(exc)[:200])
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                table.update()
-                .where(table.c.id == row["id"])
-                .values(delivery="delivered" if delivered else "failed", attempts=table.c.attempts + attempts)
-            )
+        await self.store.delivered(row["id"], ok=delivered, attempts=attempts)
 
     async def redeliver_pending(self) -> int:
         """Deliver alerts left `pending` (by a restart); returns how many were started."""
         if not self.settings.webhooks:
             return 0
-        async with self.engine.connect() as conn:
-            rows = [
-                row_dict(r) for r in await conn.execute(sa.select(table).where(table.c.delivery == "pending"))
-            ]
+        rows = await self.store.pending()
         running = {task.get_name() for task in self._deliveries}
         pending = [row for row in rows if f"alert:{row['id']}" not in running]
         for row in pending:
@@ -103,11 +89,7 @@ class Alerts(Store):
         return len(pending)
 
     async def history(self, *, kind: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        query = sa.select(table).order_by(table.c.created_at.desc(), table.c.id).limit(limit)
-        if kind is not None:
-            query = query.where(table.c.kind == kind)
-        async with self.engine.connect() as conn:
-            return [row_dict(r) for r in await conn.execute(query)]
+        return await self.store.history(kind=kind, limit=limit)
 
     async def drain(self, grace_seconds: float) -> None:
         """Give deliveries in flight up to `grace_seconds` (at shutdown)."""

@@ -5,6 +5,12 @@ A counter holds what was spent and what is reserved by calls in flight, per scop
 limit; `settle` turns a reservation into the call's real cost. Both are atomic across replicas:
 conditional UPDATEs in one transaction (row locks on Postgres, the write lock on SQLite), or one
 Lua script in Redis.
+
+A counter that refuses a reservation is marked closed, with the limit it had, until its period
+ends: new runs are then refused at submission whatever the counters read later (an earlier call's
+settlement landing, or a smaller first-call estimate). The mark is the row `<key>!closed` in the
+database (its limit in `spent_nanousd`), or the field `c` of the counter's Redis hash; it is
+written only when a reservation is refused.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tenacity import retry, retry_if_exception_type, stop_after_attempt
@@ -22,7 +29,9 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt
 from agenthost.storage.base import Store
 from agenthost.storage.tables import budget_counters as table
 
-__all__ = ["BudgetStore", "Counter", "RedisBudgetStore", "SqlBudgetStore"]
+__all__ = ["BudgetStore", "Counter", "CounterState", "RedisBudgetStore", "SqlBudgetStore"]
+
+_log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,9 +47,19 @@ class Counter:
         return max(int((self.expires_at - datetime.now(UTC)).total_seconds() * 1000), 1000)
 
 
+class CounterState(NamedTuple):
+    """What a counter holds now."""
+
+    spent: int
+    reserved: int
+    closed_at: int | None
+    """The limit the counter had when it last refused a reservation in its period, if it did."""
+
+
 class BudgetStore(Protocol):
     async def reserve(self, counters: Sequence[Counter], amount: int) -> Counter | None:
-        """Reserve `amount` on every counter, or on none: then return the one that refused."""
+        """Reserve `amount` on every counter, or on none: then mark the one that refused closed
+        and return it."""
         ...
 
     async def settle(self, counters: Sequence[Counter], reserved: int, spent: int) -> dict[str, int]:
@@ -51,7 +70,12 @@ class BudgetStore(Protocol):
         """(spent, reserved) of each counter (0, 0 when it has none yet)."""
         ...
 
+    async def state(self, counters: Sequence[Counter]) -> dict[str, CounterState]:
+        """Each counter's spend, reservations and closed mark, in one read."""
+        ...
 
+
+_CLOSED = "!closed"
 _UNLIMITED = 2**62
 # A transaction the database aborts (serialization, deadlock, lock timeout) is tried again.
 _RETRIED = retry(retry=retry_if_exception_type(DBAPIError), stop=stop_after_attempt(3), reraise=True)
@@ -64,7 +88,30 @@ class SqlBudgetStore(Store):
     a transaction the database still aborts (serialization, lock timeout) is retried."""
 
     async def reserve(self, counters: Sequence[Counter], amount: int) -> Counter | None:
-        return await self._reserve(sorted(counters, key=lambda c: c.key), amount)
+        refused = await self._reserve(sorted(counters, key=lambda c: c.key), amount)
+        if refused is not None:
+            try:
+                await self._close(refused)
+            except Exception as exc:  # the refusal stands; only later submissions may get through
+                _log.warning(
+                    "budget_close_failed", budget=refused.key, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
+        return refused
+
+    @_RETRIED
+    async def _close(self, counter: Counter) -> None:
+        row = {
+            "key": counter.key + _CLOSED,
+            "spent_nanousd": counter.limit or 0,
+            "reserved_nanousd": 0,
+            "expires_at": counter.expires_at,
+        }
+        statement = self.insert(table).values(**row)
+        statement = statement.on_conflict_do_update(
+            index_elements=["key"], set_={"spent_nanousd": statement.excluded.spent_nanousd}
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
 
     @_RETRIED
     async def _reserve(self, ordered: Sequence[Counter], amount: int) -> Counter | None:
@@ -114,15 +161,26 @@ class SqlBudgetStore(Store):
         return totals
 
     async def spent(self, counters: Sequence[Counter]) -> dict[str, tuple[int, int]]:
+        return {key: (state.spent, state.reserved) for key, state in (await self._read(counters, [])).items()}
+
+    async def state(self, counters: Sequence[Counter]) -> dict[str, CounterState]:
+        return await self._read(counters, [c.key + _CLOSED for c in counters])
+
+    async def _read(self, counters: Sequence[Counter], marks: list[str]) -> dict[str, CounterState]:
         keys = [c.key for c in counters]
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 sa.select(table.c.key, table.c.spent_nanousd, table.c.reserved_nanousd).where(
-                    table.c.key.in_(keys), table.c.expires_at > datetime.now(UTC)
+                    table.c.key.in_(keys + marks), table.c.expires_at > datetime.now(UTC)
                 )
             )
             found = {key: (int(s), int(r)) for key, s, r in rows}
-        return {key: found.get(key, (0, 0)) for key in keys}
+        states = {}
+        for key in keys:
+            spent, reserved = found.get(key, (0, 0))
+            mark = found.get(key + _CLOSED)
+            states[key] = CounterState(spent, reserved, None if mark is None else mark[0])
+        return states
 
     async def purge_expired(self) -> int:
         """Delete the counters of periods that have ended."""
@@ -139,7 +197,11 @@ for i = 1, n do
   if limit >= 0 then
     local spent = tonumber(redis.call('HGET', KEYS[i], 's') or '0')
     local used = spent + tonumber(redis.call('HGET', KEYS[i], 'r') or '0')
-    if used >= limit or used + amount > limit then return i end
+    if used >= limit or used + amount > limit then
+      redis.call('HSET', KEYS[i], 'c', limit)
+      redis.call('PEXPIRE', KEYS[i], ARGV[1 + n + i])
+      return i
+    end
   end
 end
 for i = 1, n do
@@ -192,8 +254,14 @@ class RedisBudgetStore:
         return {c.key: int(v) for c, v in zip(counters, values, strict=True)}
 
     async def spent(self, counters: Sequence[Counter]) -> dict[str, tuple[int, int]]:
+        return {key: (state.spent, state.reserved) for key, state in (await self.state(counters)).items()}
+
+    async def state(self, counters: Sequence[Counter]) -> dict[str, CounterState]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in self._keys(counters):
-                pipe.hmget(key, "s", "r")
+                pipe.hmget(key, "s", "r", "c")
             rows = await pipe.execute()
-        return {c.key: (int(s or 0), int(r or 0)) for c, (s, r) in zip(counters, rows, strict=True)}
+        return {
+            c.key: CounterState(int(s or 0), int(r or 0), None if closed is None else int(closed))
+            for c, (s, r, closed) in zip(counters, rows, strict=True)
+        }

@@ -1,10 +1,11 @@
 """Budgets: spend per day and per month for everything together, each user and each agent.
 
 Before a model call, its estimated cost is reserved on every budget it counts against, all at
-once or not at all (`budget_stores.py`); after the call the reservation becomes the real cost.
-So concurrent calls, on any number of replicas, overshoot a budget by at most the difference
-between estimates and real costs of the calls in flight. A run or completion asked for while a
-budget is already spent is refused at once (HTTP 402, `budget_exceeded`).
+once or not at all (`budget_stores.py`); when the call returns, the reservation becomes the real
+cost before the call's step (or completion) ends. So concurrent calls, on any number of
+replicas, overshoot a budget by at most the difference between estimates and real costs of the
+calls in flight. A run asked for while a budget is already spent, or after it refused a call in
+the current period (until its limit is raised), is refused at once (HTTP 402, `budget_exceeded`).
 
 After each call, budgets that crossed an alert threshold (`[alerts] budget_thresholds`) fire an
 alert once per budget and period. Total spend in the current hour (from the ledger, read after
@@ -17,14 +18,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
+from agenthost.config.costs import BudgetLimit
 from agenthost.costs.budget_stores import BudgetStore, Counter, RedisBudgetStore, SqlBudgetStore
-from agenthost.costs.config import BudgetLimit
-from agenthost.costs.guard import BudgetExceededError
-from agenthost.errors import RunError
+from agenthost.errors import BudgetExceededError, BudgetUnavailableError
+from agenthost.records import Payer
 from agenthost.storage.redis_client import redis_client
 
 if TYPE_CHECKING:
@@ -34,18 +35,11 @@ if TYPE_CHECKING:
     from agenthost.settings import Settings
     from agenthost.storage.ledger import LedgerStore
 
-__all__ = ["BudgetUnavailableError", "Budgets", "Payer", "Reservation", "budget_store"]
+__all__ = ["Budgets", "Reservation", "budget_store"]
 
 _log = structlog.get_logger(__name__)
 _NANO = 1_000_000_000
 _HOURLY_READ_SECONDS = 5.0
-
-
-class BudgetUnavailableError(RunError):
-    """The budget store cannot be reached and `[budgets] on_store_error = "closed"`."""
-
-    default_code = "budget_unavailable"
-    default_status = 503
 
 
 @dataclass(frozen=True)
@@ -64,16 +58,6 @@ def _periods(now: datetime) -> dict[str, tuple[str, datetime]]:
         "daily": (f"day:{day:%Y-%m-%d}", day + timedelta(days=2)),
         "monthly": (f"month:{month:%Y-%m}", next_month + timedelta(days=1)),
     }
-
-
-@dataclass(frozen=True)
-class Payer:
-    """The API key and team a call is charged to, beside its agent and user."""
-
-    key_id: str | None = None
-    key_budget: dict[str, Any] | None = None
-    """The key's own daily/monthly limits (`BudgetLimit` fields), if it has any."""
-    team: str | None = None
 
 
 def _usd(nanousd: int) -> str:
@@ -130,18 +114,24 @@ class Budgets:
         self, agent: str | None, user: str | None, amount: int = 0, payer: Payer | None = None
     ) -> None:
         """Refuse at once (402) when a budget of this agent, user, key or team has less than
-        `amount` left (the estimate of a first call)."""
+        `amount` left (the estimate of a first call), or has refused a call in this period.
+
+        The second rule makes the answer independent of timing: a call refused while an earlier
+        call's reservation was still unsettled, or with a larger estimate than `amount`, would
+        otherwise let a new run through that is then refused in its first call."""
         counters = [c for c in self.counters(agent, user, payer=payer) if c.limit is not None]
         if not counters:
             return
         try:
-            used = await self.store.spent(counters)
+            states = await self.store.state(counters)
         except Exception as exc:
             self._store_failed(exc)
             return
         for counter in counters:
-            spent, reserved = used[counter.key]
-            if counter.limit is not None and spent + reserved + max(amount, 1) > counter.limit:
+            state = states[counter.key]
+            limit = counter.limit or 0
+            closed = state.closed_at is not None and state.closed_at >= limit
+            if closed or state.spent + state.reserved + max(amount, 1) > limit:
                 await self._refused(counter)
 
     async def reserve(
@@ -173,26 +163,29 @@ class Budgets:
         raise _exhausted(counter)
 
     async def settle(self, reservation: Reservation, spent: int) -> None:
-        """Turn a reservation into the call's real cost, off the caller's path (in a task)."""
+        """Charge the real cost (a counter's reservation never goes below 0) before returning; the
+        alerts it crossed fire off the caller's path (in a task).
+
+        Awaited, not left to a task: until it lands, the counters still hold the call's estimate
+        instead of its cost, and the next run, even of the same caller after this one answered,
+        would be refused at the door (or in its first call) by a budget that is not spent."""
         if not reservation.counters:
             return
-        task = asyncio.get_running_loop().create_task(self._settle(reservation, spent))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def drain(self, grace_seconds: float) -> None:
-        """Let settlements in flight finish (at shutdown)."""
-        if self._settling:
-            await asyncio.wait(set(self._settling), timeout=grace_seconds)
-
-    async def _settle(self, reservation: Reservation, spent: int) -> None:
-        """Charge the real cost (a counter's reservation never goes below 0), then fire the alerts
-        it crossed."""
         try:
             totals = await self.store.settle(reservation.counters, reservation.amount, spent)
         except Exception as exc:
             _log.warning("budget_settle_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             return
+        task = asyncio.get_running_loop().create_task(self._alerts(reservation, totals))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let alerts of settlements in flight fire (at shutdown)."""
+        if self._settling:
+            await asyncio.wait(set(self._settling), timeout=grace_seconds)
+
+    async def _alerts(self, reservation: Reservation, totals: dict[str, int]) -> None:
         for counter in reservation.counters:
             await self._alert(counter, totals.get(counter.key, 0))
 

@@ -20,20 +20,13 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.usage import RequestUsage
 
-from agenthost.costs.config import RunLimits
-from agenthost.errors import RunError
+from agenthost.config.costs import RunLimits
+from agenthost.errors import BudgetExceededError
 from agenthost.gateway.context import estimate_tokens
 from agenthost.gateway.models import primary_model
 from agenthost.gateway.pricing import PriceBook
 
 __all__ = ["BudgetExceededError", "Limits", "RunTotals", "effective_limits", "estimate_call"]
-
-
-class BudgetExceededError(RunError):
-    """A run limit (or a budget) would be crossed by the next call, which was not made."""
-
-    default_code = "budget_exceeded"
-    default_status = 402
 
 
 @dataclass(frozen=True)

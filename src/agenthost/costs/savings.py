@@ -20,10 +20,9 @@ from pydantic_ai.models import Model
 from pydantic_ai.usage import RequestUsage
 
 from agenthost.gateway.pricing import CACHE_PROVIDER, PriceBook
+from agenthost.records import SAVINGS
 
 __all__ = ["SAVINGS", "savings"]
-
-SAVINGS = ("routing", "response_cache", "prompt_cache", "batch")
 
 
 def _priced(prices: PriceBook, model: str, provider: str | None, usage: RequestUsage) -> int:

@@ -16,14 +16,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from pydantic_ai._fallback import request_stream_until_first_event
-from pydantic_ai.exceptions import ModelAPIError, ModelHTTPError, ModelRequestRejectedError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
+from agenthost.compat import open_stream_at_first_event
+from agenthost.errors import BreakerOpenError, classify
 from agenthost.observability.metrics import BREAKER_REJECTIONS
 
 __all__ = [
@@ -109,17 +109,6 @@ class MemoryBreakerStore:
         return {key: breaker.state for key, breaker in self._breakers.items()}
 
 
-class BreakerOpenError(ModelAPIError):
-    """The model's circuit breaker is open: the call was not sent."""
-
-    def __init__(self, model_name: str, retry_in: float) -> None:
-        super().__init__(
-            model_name,
-            f"circuit breaker open for {model_name}; next probe in {retry_in:.1f}s",
-            retry_after=retry_in,
-        )
-
-
 def breaker_key(model: Model) -> str:
     """One breaker per provider endpoint and model."""
     return f"{model.system}:{model.base_url or ''}:{model.model_name}"
@@ -127,9 +116,7 @@ def breaker_key(model: Model) -> str:
 
 def counts_as_failure(exc: BaseException) -> bool:
     """Provider trouble (not a bad request of ours) moves a breaker towards open."""
-    if not isinstance(exc, ModelAPIError) or isinstance(exc, (BreakerOpenError, ModelRequestRejectedError)):
-        return False
-    return not (isinstance(exc, ModelHTTPError) and exc.status_code < 500 and exc.status_code != 429)  # noqa: PLR2004
+    return classify(exc).trips_breaker
 
 
 class BreakerModel(WrapperModel):
@@ -179,8 +166,8 @@ class BreakerModel(WrapperModel):
     ) -> AsyncGenerator[StreamedResponse]:
         await self._admit()
         try:
-            async with request_stream_until_first_event(
-                self.wrapped, None, messages, model_settings, model_request_parameters, run_context
+            async with open_stream_at_first_event(
+                self.wrapped, messages, model_settings, model_request_parameters, run_context
             ) as response:
                 yield response
         except Exception as exc:

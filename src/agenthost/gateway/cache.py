@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import sqlalchemy as sa
-from pydantic_ai import _utils
 from pydantic_ai import messages as _messages
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
@@ -32,9 +31,10 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
+from agenthost.compat import parts_manager
 from agenthost.gateway.pricing import CACHE_PROVIDER
 from agenthost.observability.metrics import CACHE_LOOKUPS
-from agenthost.security.privacy import tenant_index_key
+from agenthost.storage.redis_client import tenant_index_key
 
 if TYPE_CHECKING:
     from agenthost.gateway.semantic import SemanticCache
@@ -184,7 +184,7 @@ class CachedStreamedResponse(StreamedResponse):
     hits, and answers of batched calls."""
 
     _stored: _messages.ModelResponse = field(default_factory=lambda: _messages.ModelResponse(parts=[]))
-    _timestamp: datetime = field(default_factory=_utils.now_utc, init=False)
+    _timestamp: datetime = field(default_factory=lambda: datetime.now(UTC), init=False)
 
     async def _get_event_iterator(self) -> AsyncIterator[_messages.ModelResponseStreamEvent]:
         self.finish_reason = self._stored.finish_reason
@@ -200,9 +200,9 @@ class CachedStreamedResponse(StreamedResponse):
             words = part.content.split(" ")
             for i, word in enumerate(words):
                 chunk = word if i == len(words) - 1 else f"{word} "
-                yield from self._parts_manager.handle_text_delta(vendor_part_id=index, content=chunk)
+                yield from parts_manager(self).handle_text_delta(vendor_part_id=index, content=chunk)
         elif isinstance(part, _messages.ToolCallPart):
-            yield self._parts_manager.handle_tool_call_part(
+            yield parts_manager(self).handle_tool_call_part(
                 vendor_part_id=index,
                 tool_name=part.tool_name,
                 args=cast("str | dict[str, Any] | None", part.args),

@@ -24,23 +24,16 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
+from agenthost.config.gateway import GatewaySettings
+from agenthost.errors import AllModelsUnavailableError
 from agenthost.gateway.breaker import BreakerModel, BreakerStore
 from agenthost.gateway.metering import MeteredModel
 from agenthost.gateway.pricing import PriceBook
 from agenthost.gateway.retry import RetryModel, RetryPolicy
-from agenthost.settings import GatewaySettings
 
 __all__ = ["AllModelsUnavailableError", "ChainModel", "guard"]
 
 DEGRADED_MODEL_NAME = "agenthost:degraded"
-
-
-class AllModelsUnavailableError(ModelAPIError):
-    """Every model of a fallback chain failed (after retries) or had its breaker open."""
-
-    def __init__(self, model_name: str, errors: list[str]) -> None:
-        super().__init__(model_name, "all models unavailable: " + "; ".join(errors))
-        self.errors = errors
 
 
 def guard(model: Model, gateway: GatewaySettings, breakers: BreakerStore, prices: PriceBook) -> Model:

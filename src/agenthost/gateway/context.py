@@ -28,11 +28,12 @@ from dataclasses import replace
 from typing import Any, Literal
 
 from pydantic_ai import messages as _messages
-from pydantic_ai.exceptions import ModelAPIError
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
+
+from agenthost.errors import ContextOverflowError
 
 __all__ = [
     "ContextModel",
@@ -55,15 +56,6 @@ _SUMMARY_MAX_TOKENS = 512
 _side_calls: ContextVar[list[_messages.ModelResponse] | None] = ContextVar(
     "agenthost_side_calls", default=None
 )
-
-
-class ContextOverflowError(ModelAPIError):
-    """The request cannot be made to fit the model's context window."""
-
-    code = "context_length_exceeded"
-
-    def __init__(self, model_name: str, message: str) -> None:
-        super().__init__(model_name, message)
 
 
 @contextmanager

@@ -31,7 +31,7 @@ import anyio.to_thread
 import openai
 import structlog
 
-from agenthost.errors import ConfigError, ModelError
+from agenthost.errors import ConfigError, EmbeddingError
 
 try:
     import numpy as np
@@ -94,12 +94,6 @@ class Embedder(Protocol):
     name: str
 
     async def embed(self, texts: list[str]) -> list[list[float]]: ...
-
-
-class EmbeddingError(ModelError):
-    """The embedding provider failed, could not be reached, or answered something unusable."""
-
-    default_code = "embedding_error"
 
 
 # -- MiniLM, run with numpy -------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.usage import RequestUsage
 
+from agenthost.compat import parts_manager
 from agenthost.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -336,7 +337,7 @@ class LocalStreamedResponse(StreamedResponse):
             else:
                 # llama-cpp-python streams one chunk per generated token.
                 self._usage += RequestUsage(output_tokens=1)
-                for event in self._parts_manager.handle_text_delta(vendor_part_id="content", content=item):
+                for event in parts_manager(self).handle_text_delta(vendor_part_id="content", content=item):
                     yield event
             item = await self._channel.queue.get()
         self.finish_reason = item.finish_reason

@@ -21,6 +21,7 @@ from pydantic_ai.models.fallback import FallbackModel
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
+from agenthost.config.models import LocalModelSettings, ModelConfig
 from agenthost.errors import ConfigError, ModelNotConfiguredError
 from agenthost.gateway.breaker import BreakerStore, MemoryBreakerStore
 from agenthost.gateway.cache import CacheModel, CacheStore, RedisCacheStore, SqlCacheStore
@@ -30,7 +31,7 @@ from agenthost.gateway.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedde
 from agenthost.gateway.local import LocalLlamaModel, local_model_available
 from agenthost.gateway.pricing import PriceBook, context_window_of
 from agenthost.gateway.semantic import RedisSemanticStore, SemanticCache, SqlSemanticStore
-from agenthost.settings import LocalModelSettings, ModelConfig, Settings
+from agenthost.settings import Settings
 from agenthost.storage.redis_client import redis_client
 
 __all__ = ["Gateway", "ResolvedModel", "build_provider_model", "env_secret"]

@@ -18,7 +18,7 @@ from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 
-from agenthost.errors import InvalidRequestError
+from agenthost.errors import ErrorCode, InvalidRequestError
 
 __all__ = [
     "ChatCompletionRequest",
@@ -72,7 +72,7 @@ class ChatMessage(BaseModel):
         for part in self.content:
             if part.get("type") != "text" or not isinstance(part.get("text"), str):
                 msg = f"content part of type {part.get('type')!r} is not supported; send text"
-                raise InvalidRequestError(msg, code="unsupported_content")
+                raise InvalidRequestError(msg, code=ErrorCode.UNSUPPORTED_CONTENT)
             parts.append(part["text"])
         return "".join(parts)
 

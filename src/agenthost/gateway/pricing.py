@@ -19,7 +19,7 @@ from pydantic_ai.messages import ModelResponse
 from pydantic_ai.usage import RequestUsage
 
 if TYPE_CHECKING:
-    from agenthost.settings import ModelConfig, PriceOverride
+    from agenthost.config.models import ModelConfig, PriceOverride
 
 __all__ = [
     "CACHE_PROVIDER",

@@ -16,12 +16,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic_ai._fallback import request_stream_until_first_event
 from pydantic_ai.exceptions import (
     ModelAPIError,
     ModelHTTPError,
-    ModelQuotaExceededError,
-    ModelRequestRejectedError,
 )
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import ModelRequestParameters, StreamedResponse
@@ -31,7 +28,8 @@ from pydantic_ai.tools import RunContext
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_random_exponential
 
-from agenthost.gateway.breaker import BreakerOpenError
+from agenthost.compat import open_stream_at_first_event
+from agenthost.errors import classify
 
 __all__ = ["RetryModel", "RetryPolicy", "is_retryable", "retry_after"]
 
@@ -65,12 +63,9 @@ def retry_after(exc: BaseException | None) -> float | None:
 
 
 def is_retryable(exc: BaseException, policy: RetryPolicy | None = None) -> bool:
-    """Whether trying the same call again may succeed."""
-    if not isinstance(exc, ModelAPIError) or isinstance(
-        exc, (BreakerOpenError, ModelRequestRejectedError, ModelQuotaExceededError)
-    ):
-        return False
-    if isinstance(exc, ModelHTTPError) and exc.status_code < 500 and exc.status_code != 429:  # noqa: PLR2004
+    """Whether trying the same call again may succeed (and, with `policy`, is worth the wait the
+    provider asked for)."""
+    if not classify(exc).retryable:
         return False
     limit = policy.retry_after_max if policy else None
     wait = retry_after(exc)
@@ -127,8 +122,8 @@ class RetryModel(WrapperModel):
         opened = None
         async for attempt in self._retrying():
             with attempt:
-                opened = request_stream_until_first_event(
-                    self.wrapped, None, messages, model_settings, model_request_parameters, run_context
+                opened = open_stream_at_first_event(
+                    self.wrapped, messages, model_settings, model_request_parameters, run_context
                 )
                 response = await opened.__aenter__()
         assert opened is not None

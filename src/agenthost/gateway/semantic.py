@@ -31,7 +31,7 @@ from pydantic_ai.settings import ModelSettings
 
 from agenthost.gateway.cache import request_key
 from agenthost.gateway.embeddings import Embedder
-from agenthost.security.privacy import tenant_index_key
+from agenthost.storage.redis_client import tenant_index_key
 
 __all__ = ["RedisSemanticStore", "SemanticCache", "SemanticStore", "SqlSemanticStore", "prompt_of"]
 

@@ -9,25 +9,33 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
-from agenthost.security.redaction import Redactor
-from agenthost.settings import LoggingSettings
+from agenthost.config.observability import LoggingSettings
 
-__all__ = ["configure_logging", "mask_secrets"]
+__all__ = ["Masker", "configure_logging", "masking"]
 
-_SECRETS = Redactor(entities=("api_key", "jwt", "private_key"), mode="mask")
-
-
-def mask_secrets(
-    _logger: object, _name: str, event_dict: structlog.types.EventDict
-) -> structlog.types.EventDict:
-    """Mask credentials in every value (and nested value) of a log event."""
-    return {key: _SECRETS.redact_value(value) for key, value in event_dict.items()}
+Masker = Callable[[Any], Any]
+"""Returns a log value with every credential in it masked (`security.redaction.secret_masker`)."""
 
 
-def configure_logging(settings: LoggingSettings) -> None:
+def masking(mask: Masker) -> structlog.types.Processor:
+    """A processor that masks every value (and nested value) of a log event with `mask`."""
+
+    def mask_secrets(
+        _logger: object, _name: str, event_dict: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
+        return {key: mask(value) for key, value in event_dict.items()}
+
+    return mask_secrets
+
+
+def configure_logging(settings: LoggingSettings, *, mask: Masker) -> None:
+    """Route every logger of the process (structlog and the standard library's) through one
+    renderer; `mask` is applied to every value of every line, whoever logged it."""
     level = getattr(logging, settings.level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -41,7 +49,11 @@ def configure_logging(settings: LoggingSettings) -> None:
         renderer = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Without frame locals: rendering every local of every frame of a deep traceback (megabytes
+        # for one error) on the event loop stalled the whole server for tens of seconds.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -52,7 +64,7 @@ def configure_logging(settings: LoggingSettings) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, mask_secrets, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, masking(mask), renderer],
         )
     )
     root = logging.getLogger()

@@ -40,6 +40,8 @@ __all__ = [
     "MODEL_TOKENS",
     "ROUTING_DECISIONS",
     "RUNS_FINISHED",
+    "RUNS_RECOVERED",
+    "TOOL_OUTCOME_UNKNOWN",
     "MetricsMiddleware",
     "outcome_of",
     "render",
@@ -91,6 +93,15 @@ ROUTING_DECISIONS = Counter(
 )
 RUNS_FINISHED = Counter(
     "agenthost_runs_finished_total", "Runs that reached an end state.", ["agent", "status"]
+)
+RUNS_RECOVERED = Counter(
+    "agenthost_runs_recovered_total",
+    "Runs a previous process left executing, resumed by this one at start-up.",
+)
+TOOL_OUTCOME_UNKNOWN = Counter(
+    "agenthost_tool_outcome_unknown_total",
+    "At-most-once tool calls interrupted by a crash: not run again, their outcome unknown.",
+    ["agent", "tool"],
 )
 HTTP_REQUESTS = Counter(
     "agenthost_http_requests_total",

@@ -12,12 +12,20 @@ capability for decisions (`handle_deferred_tool_calls`). The run then:
 5. past the deadline, expires what is still pending (a denial) and carries on.
 
 Approved calls run; denied ones return the denial to the model, which continues without them.
+
+A fork replays the steps before its fork point from the run it was forked from, including that
+run's `approval:request` (whose rows carry that run's approval ids) and, when it was decided before
+the fork point, its `approval:read`. The fork still gets approvals of its own (`fork_approvals`,
+when it is made): a decision it replays is copied into them, so it continues without waiting; a
+request it replays without the decision is asked again, under the fork's own id, so the fork never
+waits on an approval that nobody can decide. Decisions are matched by tool call id, not approval id.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +33,13 @@ from dbos import DBOS
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 from pydantic_core import to_jsonable_python
 
-from agenthost.errors import ConflictError, NotFoundError
+from agenthost.errors import ConflictError, ErrorCode, NotFoundError
 
 if TYPE_CHECKING:
     from agenthost.runtime.execution import RunExecution
     from agenthost.runtime.runtime import Runtime
 
-__all__ = ["APPROVAL_TOPIC", "approval_id", "await_approvals", "decide"]
+__all__ = ["APPROVAL_TOPIC", "approval_id", "await_approvals", "decide", "fork_approvals"]
 
 APPROVAL_TOPIC = "agenthost.approval"
 _DECIDED = ("approved", "denied", "expired")
@@ -44,39 +52,19 @@ def approval_id(run_id: str, tool_call_id: str) -> str:
 
 async def await_approvals(run: RunExecution, requests: DeferredToolRequests) -> DeferredToolResults:
     runtime = run.runtime
-    store = runtime.approvals
-
-    async def request() -> dict[str, Any]:
-        now = datetime.now(UTC)
-        rows = []
-        for call in requests.approvals:
-            timeout = run.tool_config(call.tool_name).approval_timeout_seconds
-            expires = now + timedelta(seconds=timeout or runtime.settings.durability.approval_timeout_seconds)
-            rows.append(
-                {
-                    "id": approval_id(run.run_id, call.tool_call_id),
-                    "run_id": run.run_id,
-                    "agent": run.spec.agent,
-                    "user_id": run.spec.user_id,
-                    "tool_call_id": call.tool_call_id,
-                    "tool_name": call.tool_name,
-                    "args": to_jsonable_python(call.args_as_dict(), fallback=str),
-                    "status": "pending",
-                    "requested_at": now,
-                    "expires_at": expires,
-                }
-            )
-        await store.request(rows)
-        return {
-            "approvals": [
-                {**row, "requested_at": now.isoformat(), "expires_at": row["expires_at"].isoformat()}
-                for row in rows
-            ]
-        }
-
-    recorded = await DBOS.run_step_async({"name": "approval:request"}, request)
-    pending = {row["id"]: row for row in recorded["approvals"]}
-    await runtime.store.set_status(run.run_id, "waiting_approval", only_from=frozenset({"running"}))
+    recorded: list[dict[str, Any]] = (
+        await DBOS.run_step_async({"name": "approval:request"}, _request, run, requests)
+    )["approvals"]
+    own = {row["tool_call_id"]: approval_id(run.run_id, row["tool_call_id"]) for row in recorded}
+    call_of = {row["id"]: row["tool_call_id"] for row in recorded}
+    rows = recorded
+    if any(row["id"] != own[row["tool_call_id"]] for row in recorded):
+        # Replayed from the run this one was forked from: wait on this run's own approvals.
+        rows = await _adopt(run, recorded)
+    # All of them, decided or not: the loop below must take the steps the recorded run took.
+    pending = {row["id"]: row for row in rows}
+    if any(row["status"] == "pending" for row in rows):
+        await runtime.store.set_status(run.run_id, "waiting_approval", only_from=frozenset({"running"}))
     for row in pending.values():
         run.emit(
             "approval.required",
@@ -97,12 +85,45 @@ async def await_approvals(run: RunExecution, requests: DeferredToolRequests) -> 
         woke = await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=remaining) is not None
         decided = await DBOS.run_step_async({"name": "approval:read"}, _read, run, list(pending), not woke)
         for row in decided:
-            decisions[row["id"]] = row
-            pending.pop(row["id"], None)
+            # A read step a fork replays names the approvals of the run it was forked from.
+            key = own.get(row.get("tool_call_id") or call_of.get(row["id"], ""), row["id"])
+            if key != row["id"]:
+                await _settle(run, key, row)
+            decisions[key] = {**row, "id": key}
+            pending.pop(key, None)
         if not woke and pending:
             # Past the deadline: everything left was just expired by `_read`.
             break
     await runtime.store.set_status(run.run_id, "running", only_from=frozenset({"waiting_approval"}))
+    return _results(run, requests, decisions)
+
+
+async def _request(run: RunExecution, requests: DeferredToolRequests) -> dict[str, Any]:
+    """The `approval:request` step: record the pending approvals (rows and their deadlines)."""
+    now = datetime.now(UTC)
+    rows = [
+        _new_row(
+            run.runtime,
+            run.run_id,
+            {
+                "tool_call_id": call.tool_call_id,
+                "tool_name": call.tool_name,
+                "args": to_jsonable_python(call.args_as_dict(), fallback=str),
+            },
+            agent=run.spec.agent,
+            user_id=run.spec.user_id,
+            now=now,
+        )
+        for call in requests.approvals
+    ]
+    await run.runtime.approvals.request(rows)
+    return {"approvals": [_recorded(row) for row in rows]}
+
+
+def _results(
+    run: RunExecution, requests: DeferredToolRequests, decisions: dict[str, dict[str, Any]]
+) -> DeferredToolResults:
+    """Emit each decision and turn it into pydantic-ai's: approved, or denied with the reason."""
     results = DeferredToolResults()
     for call in requests.approvals:
         row = decisions[approval_id(run.run_id, call.tool_call_id)]
@@ -114,6 +135,7 @@ async def await_approvals(run: RunExecution, requests: DeferredToolRequests) -> 
                 "name": call.tool_name,
                 "decision": row["status"],
                 "by": row["decided_by"],
+                "for": row.get("decided_for"),
                 "at": row["decided_at"],
                 "reason": row["reason"],
             },
@@ -122,10 +144,11 @@ async def await_approvals(run: RunExecution, requests: DeferredToolRequests) -> 
             results.approvals[call.tool_call_id] = True
         else:
             why = f": {row['reason']}" if row["reason"] else ""
+            # The model is told the person's name when an operator decided on their behalf.
             verb = (
                 "expired without a decision"
                 if row["status"] == "expired"
-                else f"was denied by {row['decided_by']}"
+                else f"was denied by {row.get('decided_for') or row['decided_by']}"
             )
             results.approvals[call.tool_call_id] = ToolDenied(f"The call to {call.tool_name} {verb}{why}.")
     return results
@@ -144,9 +167,11 @@ async def _read(run: RunExecution, ids: list[str], expire: bool) -> list[dict[st
     return [
         {
             "id": row["id"],
+            "tool_call_id": row["tool_call_id"],
             "status": row["status"],
             "decided_by": row["decided_by"],
-            "decided_at": row["decided_at"].isoformat() if row["decided_at"] else None,
+            "decided_for": row["decided_for"],
+            "decided_at": _iso(row["decided_at"]),
             "reason": row["reason"],
         }
         for row in rows
@@ -154,27 +179,155 @@ async def _read(run: RunExecution, ids: list[str], expire: bool) -> list[dict[st
     ]
 
 
-async def decide(
-    runtime: Runtime, run_id: str, approval: str, *, approve: bool, reason: str | None, by: str
+async def fork_approvals(
+    runtime: Runtime, source: dict[str, Any], fork_id: str, from_step: int, steps: Sequence[Any]
+) -> None:
+    """Record the approvals of a fork of `source` (its DBOS `steps`) that replays those before `from_step`.
+
+    For each request the fork replays: if it replays the decision too, the fork's approval is
+    that decision (so it continues without waiting); otherwise it is pending, with a deadline
+    counted from now, for someone to decide on the fork. Written before the fork starts.
+    """
+    copied = [step for step in steps if step["function_id"] < from_step]
+    requested = [
+        row
+        for step in copied
+        if step["function_name"] == "approval:request" and isinstance(step["output"], dict)
+        for row in step["output"].get("approvals", [])
+        if isinstance(row, dict) and {"id", "tool_call_id", "tool_name"} <= row.keys()
+    ]
+    if not requested:
+        return
+    call_of = {row["id"]: row["tool_call_id"] for row in requested}
+    decided: dict[str, dict[str, Any]] = {}
+    for step in copied:
+        if step["function_name"] == "approval:read" and isinstance(step["output"], list):
+            for row in step["output"]:
+                call = row.get("tool_call_id") or call_of.get(row.get("id", ""))
+                if call is not None and row.get("status") in _DECIDED:
+                    decided[call] = row
+    now = datetime.now(UTC)
+    rows = []
+    for row in requested:
+        fresh = _new_row(runtime, fork_id, row, agent=source["agent"], user_id=source["user_id"], now=now)
+        decision = decided.get(row["tool_call_id"])
+        if decision is not None:
+            fresh.update(
+                status=decision["status"],
+                requested_at=datetime.fromisoformat(row["requested_at"]),
+                expires_at=datetime.fromisoformat(row["expires_at"]),
+                decided_by=decision["decided_by"],
+                decided_for=decision.get("decided_for"),
+                decided_at=datetime.fromisoformat(decision["decided_at"]) if decision["decided_at"] else now,
+                reason=decision["reason"],
+            )
+        rows.append(fresh)
+    await runtime.approvals.request(rows)
+
+
+async def _adopt(run: RunExecution, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """This fork's own approvals for requests it replayed (in the recorded order).
+
+    `fork_approvals` wrote them when the fork was made; any missing (a fork made by an earlier
+    version) are asked for now, so the run never waits on an approval nobody can decide.
+    """
+    store = run.runtime.approvals
+    ids = [approval_id(run.run_id, row["tool_call_id"]) for row in recorded]
+    found = {row["id"] for row in await store.of_run(run.run_id, ids)}
+    now = datetime.now(UTC)
+    await store.request(
+        [
+            _new_row(run.runtime, run.run_id, row, agent=run.spec.agent, user_id=run.spec.user_id, now=now)
+            for row, new_id in zip(recorded, ids, strict=True)
+            if new_id not in found
+        ]
+    )
+    # Read back: on a replay of this run, the rows written the first time are the ones that count.
+    current = {row["id"]: row for row in await store.of_run(run.run_id, ids)}
+    return [_recorded(current[new_id]) for new_id in ids]
+
+
+async def _settle(run: RunExecution, own_id: str, decision: dict[str, Any]) -> None:
+    """A fork replayed a decision: make sure its own approval shows it (no-op once it does)."""
+    at = datetime.fromisoformat(decision["decided_at"]) if decision["decided_at"] else datetime.now(UTC)
+    await run.runtime.approvals.decide(
+        own_id,
+        decision["status"],
+        decision["decided_by"],
+        decision["reason"],
+        at,
+        on_behalf_of=decision.get("decided_for"),
+    )
+
+
+def _new_row(
+    runtime: Runtime, run_id: str, call: dict[str, Any], *, agent: str, user_id: str | None, now: datetime
 ) -> dict[str, Any]:
-    """Record a person's decision and wake the run; 409 if it is not pending any more."""
+    """A pending approval row for `call` (tool_call_id, tool_name, args), due by its tool's deadline."""
+    config = runtime.settings.agents.get(agent)
+    tool = config.tools.get(call["tool_name"]) if config is not None else None
+    timeout = (tool.approval_timeout_seconds if tool is not None else None) or (
+        runtime.settings.durability.approval_timeout_seconds
+    )
+    return {
+        "id": approval_id(run_id, call["tool_call_id"]),
+        "run_id": run_id,
+        "agent": agent,
+        "user_id": user_id,
+        "tool_call_id": call["tool_call_id"],
+        "tool_name": call["tool_name"],
+        "args": call["args"],
+        "status": "pending",
+        "requested_at": now,
+        "expires_at": now + timedelta(seconds=timeout),
+    }
+
+
+def _recorded(row: dict[str, Any]) -> dict[str, Any]:
+    """An approval row as `approval:request` records it (JSON: dates as ISO 8601)."""
+    keys = ("id", "run_id", "agent", "user_id", "tool_call_id", "tool_name", "args", "status")
+    return {
+        **{key: row[key] for key in keys},
+        "requested_at": row["requested_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat(),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def decide(
+    runtime: Runtime,
+    run_id: str,
+    approval: str,
+    *,
+    approve: bool,
+    reason: str | None,
+    by: str,
+    on_behalf_of: str | None = None,
+) -> dict[str, Any]:
+    """Record a decision (made by `by`, the authenticated caller, possibly for `on_behalf_of`) and
+    wake the run; 409 if it is not pending any more."""
     row = await runtime.approvals.get(approval)
     if row is None or row["run_id"] != run_id:
         msg = f"run {run_id!r} has no approval {approval!r}"
-        raise NotFoundError(msg, code="approval_not_found")
+        raise NotFoundError(msg, code=ErrorCode.APPROVAL_NOT_FOUND)
     if row["status"] != "pending":
         when = row["decided_at"].isoformat() if row["decided_at"] else "earlier"
         msg = f"approval {approval!r} is already {row['status']} (by {row['decided_by']} at {when})"
-        raise ConflictError(msg, code="approval_already_decided")
+        raise ConflictError(msg, code=ErrorCode.APPROVAL_ALREADY_DECIDED)
     run = await runtime.store.get(run_id)
     if run is None or run["status"] != "waiting_approval":
         status = run["status"] if run else "gone"
         msg = f"run {run_id!r} is {status}, not waiting for approval"
-        raise ConflictError(msg, code="run_not_waiting")
+        raise ConflictError(msg, code=ErrorCode.RUN_NOT_WAITING)
     status = "approved" if approve else "denied"
-    if not await runtime.approvals.decide(approval, status, by, reason, datetime.now(UTC)):
+    if not await runtime.approvals.decide(
+        approval, status, by, reason, datetime.now(UTC), on_behalf_of=on_behalf_of
+    ):
         msg = f"approval {approval!r} was decided by someone else a moment ago"
-        raise ConflictError(msg, code="approval_already_decided")
+        raise ConflictError(msg, code=ErrorCode.APPROVAL_ALREADY_DECIDED)
     # The table holds the decision; the message only wakes the run (a lost one costs a delay, not
     # the decision: the run re-reads the table when it wakes or times out).
     await DBOS.send_async(

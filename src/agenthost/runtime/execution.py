@@ -27,8 +27,8 @@ from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults
 from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agenthost.costs.guard import BudgetExceededError, RunTotals, effective_limits
-from agenthost.errors import ModelError, ToolError
+from agenthost.costs.guard import RunTotals, effective_limits
+from agenthost.errors import BudgetExceededError, ModelError, ToolError
 from agenthost.gateway.batch import BatchModel
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.models import primary_model
@@ -177,7 +177,7 @@ class RunExecution:
             "run.started", {"agent": entry.name, "model": entry.model_label, "thread_id": self.spec.thread_id}
         )
         try:
-            output, usage, new_messages = await self._run_agent(entry)
+            output, new_messages = await self._run_agent(entry)
         except (asyncio.CancelledError, DBOSWorkflowCancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and self.run_id not in self.runtime.cancelled:
                 raise  # shutdown: nothing is written, DBOS recovers the run on the next start
@@ -193,7 +193,7 @@ class RunExecution:
             error.setdefault("seq", self.seq)
             last = self.emit(
                 f"run.{'failed' if status == 'failed' else 'dead'}",
-                {"status": status, "error": error, **self._totals(None)},
+                {"status": status, "error": error, **self._totals()},
                 live=False,
             )
             values: dict[str, Any] = {"status": status, "error": error, **self._counted()}
@@ -208,15 +208,15 @@ class RunExecution:
                 self.run_id, "cancelled", f"the run is {status}", _now()
             )
             return summary
-        totals = self._totals(usage)
         output = self.runtime.redaction.value(self.spec.agent, output)
-        last = self.emit("run.completed", {"status": "succeeded", "output": output, **totals}, live=False)
-        columns = {key: usage[key] for key in ("input_tokens", "output_tokens", "requests", "tool_calls")}
+        last = self.emit(
+            "run.completed", {"status": "succeeded", "output": output, **self._totals()}, live=False
+        )
         return await self._finish(
-            {"status": "succeeded", "output": output, **columns}, new_messages, last=last
+            {"status": "succeeded", "output": output, **self._counted()}, new_messages, last=last
         )
 
-    async def _run_agent(self, entry: AgentEntry) -> tuple[Any, dict[str, int], list[Any]]:
+    async def _run_agent(self, entry: AgentEntry) -> tuple[Any, list[Any]]:
         deps = await entry.make_deps()
         settings: ModelSettings | None = None
         if self.spec.max_tokens is not None:
@@ -250,18 +250,11 @@ class RunExecution:
                     pass
         result = agent_run.result
         assert result is not None
-        usage = result.usage
+        # The run's usage is not pydantic-ai's `result.usage`: that counts only what ran in this
+        # process (a replayed tool step never calls the tool), so after a recovery it falls short.
+        # `_counted` adds up the recorded steps, replayed or executed.
         new_messages = _MESSAGES.dump_python(result.new_messages(), mode="json") if self.thread_id else []
-        return (
-            to_jsonable_python(result.output),
-            {
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "requests": usage.requests,
-                "tool_calls": usage.tool_calls,
-            },
-            new_messages,
-        )
+        return to_jsonable_python(result.output), new_messages
 
     async def _thread_history(self) -> list[_messages.ModelMessage] | None:
         """The thread's messages so far, read once in a step so that a replay sees the same."""
@@ -277,7 +270,7 @@ class RunExecution:
         return _MESSAGES.validate_python(stored) if stored else None
 
     def _counted(self) -> dict[str, int]:
-        """The usage columns of a run that ended early, from its recorded steps."""
+        """The run's usage columns, from its recorded steps (replayed ones included)."""
         return {
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -285,18 +278,16 @@ class RunExecution:
             "tool_calls": self.tool_steps,
         }
 
-    def _totals(self, usage: dict[str, int] | None) -> dict[str, Any]:
-        usage = usage or self._counted()
-        input_tokens = usage.get("input_tokens", 0)
-        output_tokens = usage.get("output_tokens", 0)
+    def _totals(self) -> dict[str, Any]:
+        """The usage, cost and step count of a run's last event."""
         return {
             "model": self.model_name,
             "usage": {
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
-                "total_tokens": input_tokens + output_tokens,
-                "requests": usage.get("requests", self.model_steps),
-                "tool_calls": usage.get("tool_calls", self.tool_steps),
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "total_tokens": self.input_tokens + self.output_tokens,
+                "requests": self.model_steps,
+                "tool_calls": self.tool_steps,
             },
             "cost": {
                 "usd": self.cost_nanousd / 1e9,

@@ -3,9 +3,8 @@ fingerprint of the agent's instructions and system prompts.
 
 The fingerprint covers literal text as written and prompt functions by qualified name and source
 code, so editing a prompt (or the function that builds it) changes it, while restarting or
-scaling out does not. pydantic-ai has no public accessor for an agent's prompts, so this reads the
-fields `Agent.__init__` fills (`_instructions`, `_system_prompts`, `_system_prompt_functions`);
-`tests/security/test_prompt_version.py` fails if a pydantic-ai upgrade renames them.
+scaling out does not. pydantic-ai has no public accessor for an agent's prompts: `compat.agent_prompts`
+reads the fields `Agent.__init__` fills, and `tests/test_compat.py` fails if an upgrade renames them.
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ import inspect
 import re
 from typing import Any
 
+from agenthost.compat import agent_prompts
+
 __all__ = ["prompt_fingerprint"]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
@@ -23,17 +24,18 @@ _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 def prompt_fingerprint(agent: Any) -> str | None:
     """`sha256:<16 hex>` of the agent's prompts (an agent without any has one too), or None when its
     prompts cannot be read (a wrapper agent that is not a `pydantic_ai.Agent`)."""
-    if not any(hasattr(agent, field) for field in ("_instructions", "_system_prompts")):
+    prompts = agent_prompts(agent)
+    if not prompts.readable:
         return None
     pieces = [
-        *(f"system:{text}" for text in getattr(agent, "_system_prompts", ())),
+        *(f"system:{text}" for text in prompts.system_prompts),
         *(
             f"instruction:{_describe(getattr(sourced, 'instruction', sourced))}"
-            for sourced in getattr(agent, "_instructions", ())
+            for sourced in prompts.instructions
         ),
         *(
             f"system_function:{_describe(getattr(runner, 'function', runner))}"
-            for runner in getattr(agent, "_system_prompt_functions", ())
+            for runner in prompts.system_prompt_functions
         ),
     ]
     digest = hashlib.sha256("\x00".join(pieces).encode()).hexdigest()

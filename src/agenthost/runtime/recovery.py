@@ -5,7 +5,8 @@
   `resume` re-executes it from the failed step: earlier steps replay from the record (no model call
   is made again), later events are dropped and regenerated.
 * `fork` starts a new run whose steps before N are copied from the original, so they replay, and
-  which executes from step N: debugging "what if" from any point of a run.
+  which executes from step N: debugging "what if" from any point of a run. Approvals it replays
+  become its own: decided if the decision is before N, else asked again (`fork_approvals`).
 * `steps` is the timeline of checkpointed steps, with timing, tokens, cost and outcome.
 """
 
@@ -17,7 +18,8 @@ from typing import Any
 import structlog
 from dbos import DBOS, SetWorkflowID
 
-from agenthost.errors import ConflictError, InvalidRequestError
+from agenthost.errors import ConflictError, ErrorCode, InvalidRequestError
+from agenthost.runtime.approvals import fork_approvals
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService, new_run_id
 from agenthost.storage.runs import ACTIVE_STATUSES
@@ -46,7 +48,7 @@ class RunRecovery:
         row = await self.service.get(run_id)
         if row["status"] != "dead":
             msg = f"run {run_id!r} is {row['status']}; only a dead run can be resumed"
-            raise ConflictError(msg, code="run_not_resumable")
+            raise ConflictError(msg, code=ErrorCode.RUN_NOT_RESUMABLE)
         error = row["error"] or {}
         status = await DBOS.get_workflow_status_async(run_id)
         after_seq = int(error.get("seq") or 0)
@@ -64,11 +66,11 @@ class RunRecovery:
         source = await self.service.get(run_id)
         if source["status"] in ACTIVE_STATUSES:
             msg = f"run {run_id!r} is still {source['status']}; fork it once it has ended"
-            raise ConflictError(msg, code="run_not_forkable")
+            raise ConflictError(msg, code=ErrorCode.RUN_NOT_FORKABLE)
         last = await self._next_step(run_id)
         if not 1 <= from_step <= last:
             msg = f"from_step must be between 1 and {last} for this run (see GET /v1/runs/{run_id}/steps)"
-            raise InvalidRequestError(msg, code="invalid_step")
+            raise InvalidRequestError(msg, code=ErrorCode.INVALID_STEP)
         fork_id = new_run_id()
         now = datetime.now(UTC)
         row = {
@@ -87,6 +89,9 @@ class RunRecovery:
             "started_at": now,
         }
         await self.store.create(row)
+        # Before the fork starts: the approvals it replays become its own (decided or asked again).
+        steps = await DBOS.list_workflow_steps_async(run_id)
+        await fork_approvals(self.runtime, source, fork_id, from_step, steps)
         with SetWorkflowID(fork_id):
             await DBOS.fork_workflow_async(run_id, from_step)
         _log.info("run_forked", run_id=fork_id, source=run_id, from_step=from_step)

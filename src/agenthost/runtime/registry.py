@@ -12,7 +12,7 @@ from typing import Any
 from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.models import Model
 
-from agenthost.errors import AgentHostError, ConfigError, NotFoundError
+from agenthost.errors import AgentHostError, ConfigError, ErrorCode, NotFoundError
 from agenthost.gateway.models import Gateway
 from agenthost.runtime.prompt_version import prompt_fingerprint
 from agenthost.settings import Settings
@@ -120,13 +120,13 @@ class AgentRegistry:
         entry = self._entries.get(name)
         if entry is None:
             msg = f"agent {name!r} is not served here; known agents: {sorted(self._entries)}"
-            raise NotFoundError(msg, code="agent_not_found")
+            raise NotFoundError(msg, code=ErrorCode.AGENT_NOT_FOUND)
         return entry
 
     def default_entry(self) -> AgentEntry:
         if self.default is None:
             msg = "no agents are configured"
-            raise NotFoundError(msg, code="agent_not_found")
+            raise NotFoundError(msg, code=ErrorCode.AGENT_NOT_FOUND)
         return self.get(self.default)
 
     def __iter__(self) -> Iterator[AgentEntry]:

@@ -18,7 +18,7 @@ from pydantic_ai.messages import ModelRequest, ModelResponse, UserPromptPart
 from pydantic_ai.models import ModelRequestParameters
 
 from agenthost.costs.guard import estimate_call
-from agenthost.errors import ConflictError, InvalidRequestError, NotFoundError
+from agenthost.errors import ConflictError, ErrorCode, InvalidRequestError, NotFoundError
 from agenthost.gateway.routing import classify, classify_with_model
 from agenthost.observability.metrics import ROUTING_DECISIONS
 from agenthost.runtime.events import RunEvent, Subscription
@@ -84,28 +84,33 @@ class RunService:
         `thread_busy`) with `if_busy="reject"`.
         """
         self.runtime.registry.get(spec.agent)  # unknown agent -> 404 before anything is written
+        # Hashed as the caller sent it: a model classifier may answer differently on a retry.
+        request_hash = _request_hash(spec)
+        run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
+        # A repeat finds its run before anything else is done (routing would ask the paid
+        # classifier again; its own run would make the thread look busy).
+        earlier = await self._earlier(run_id, request_hash) if idempotency_key else None
+        if isinstance(earlier, Submission):
+            return earlier
         if spec.thread_id is not None:
             if if_busy == "reject" and await self.store.thread_busy(spec.thread_id):
                 msg = f"thread {spec.thread_id!r} has a run in progress; retry later or send if_busy='queue'"
-                raise ConflictError(msg, code="thread_busy")
+                raise ConflictError(msg, code=ErrorCode.THREAD_BUSY)
             spec = spec.model_copy(update={"queued": True})
-        # Hashed as the caller sent it: a model classifier may answer differently on a retry.
-        request_hash = _request_hash(spec)
         # Input screening (size, control characters, prompt injection) before any model call.
         spec = spec.model_copy(update={"input": await self.runtime.screener.aenforce(spec.input)})
         # A spent budget refuses the run at once (402), before anything is written.
         await self.runtime.budgets.ensure_open(
             spec.agent, spec.user_id, self._first_call_estimate(spec), spec.payer()
         )
-        spec, classifier = await self._route(spec)
-        if spec.priority == "batch":
-            name = configured_model(self.runtime.settings, spec)
-            model = self.runtime.settings.models.get(name)
-            if model is None or model.provider not in ("openai", "anthropic"):
-                msg = f"batch runs need an openai or anthropic [models] entry; this run would use {name!r}"
-                raise InvalidRequestError(msg, code="batch_unsupported")
+        if earlier is None:
+            spec, classifier = await self._route(spec)
+        else:
+            # Recorded but never started: start it as it was routed.
+            spec = spec.model_copy(update={"tier": earlier["tier"], "metadata": earlier["metadata"]})
+            classifier = None
+        self._check_batch(spec)
         now = datetime.now(UTC)
-        run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
         row = {
             "id": run_id,
             "agent": spec.agent,
@@ -129,7 +134,7 @@ class RunService:
         if not created:
             if stored["request_hash"] != request_hash:
                 msg = "this Idempotency-Key was already used with a different request body"
-                raise ConflictError(msg, code="idempotency_key_reused")
+                raise ConflictError(msg, code=ErrorCode.IDEMPOTENCY_KEY_REUSED)
             if await DBOS.get_workflow_status_async(run_id) is not None:
                 return Submission(stored, created=False, handle=None)
         if not spec.queued:
@@ -138,6 +143,28 @@ class RunService:
         handle = await start_run(run_id, spec)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
         return Submission(stored, created=created, handle=handle)
+
+    def _check_batch(self, spec: RunSpec) -> None:
+        if spec.priority != "batch":
+            return
+        name = configured_model(self.runtime.settings, spec)
+        model = self.runtime.settings.models.get(name)
+        if model is None or model.provider not in ("openai", "anthropic"):
+            msg = f"batch runs need an openai or anthropic [models] entry; this run would use {name!r}"
+            raise InvalidRequestError(msg, code=ErrorCode.BATCH_UNSUPPORTED)
+
+    async def _earlier(self, run_id: str, request_hash: str) -> Submission | dict[str, Any] | None:
+        """The run an idempotency key already names: started (its submission), only recorded (its
+        row), or none. A different body under the key is 409 `idempotency_key_reused`."""
+        stored = await self.store.get(run_id)
+        if stored is None:
+            return None
+        if stored["request_hash"] != request_hash:
+            msg = "this Idempotency-Key was already used with a different request body"
+            raise ConflictError(msg, code=ErrorCode.IDEMPOTENCY_KEY_REUSED)
+        if await DBOS.get_workflow_status_async(run_id) is not None:
+            return Submission(stored, created=False, handle=None)
+        return stored
 
     async def _audit_started(self, run_id: str, spec: RunSpec, *, created: bool) -> None:
         """`run.started` in the audit log (once, not for an idempotent repeat)."""
@@ -268,7 +295,7 @@ class RunService:
         row = await self.store.get(run_id)
         if row is None:
             msg = f"run {run_id!r} does not exist"
-            raise NotFoundError(msg, code="run_not_found")
+            raise NotFoundError(msg, code=ErrorCode.RUN_NOT_FOUND)
         return row
 
     async def list_runs(self, query: RunFilter) -> list[dict[str, Any]]:
@@ -278,7 +305,7 @@ class RunService:
         row = await self.get(run_id)
         if row["status"] in TERMINAL_STATUSES:
             msg = f"run {run_id!r} already {row['status']}: only a queued or running run can be cancelled"
-            raise ConflictError(msg, code="run_not_cancellable")
+            raise ConflictError(msg, code=ErrorCode.RUN_NOT_CANCELLABLE)
         # Marked before DBOS is told: DBOS may interrupt a run executing here by itself, and the run
         # must know the interruption is a cancel (recorded) rather than a shutdown (recovered later).
         self.runtime.cancelled.add(run_id)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from agenthost.costs.budgets import Payer
+from agenthost.records import Payer
 
 if TYPE_CHECKING:
     from agenthost.settings import Settings

@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from dbos import DBOS
 from pydantic_ai import messages as _messages
 from pydantic_ai.capabilities import AbstractCapability
@@ -30,22 +31,29 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunContext, ToolDefinition
 from pydantic_core import to_jsonable_python
 
-from agenthost.costs.budgets import BudgetUnavailableError
-from agenthost.costs.guard import BudgetExceededError, check_model_call, check_tool_call, estimate_call
+from agenthost.config.roles import risk_rank
+from agenthost.costs.guard import check_model_call, check_tool_call, estimate_call
 from agenthost.costs.savings import savings
-from agenthost.errors import ModelError, RateLimitedError, ToolError
+from agenthost.errors import (
+    BudgetExceededError,
+    BudgetUnavailableError,
+    ModelError,
+    RateLimitedError,
+    ToolError,
+)
 from agenthost.gateway.chain import AllModelsUnavailableError
 from agenthost.gateway.context import ContextOverflowError, side_calls
 from agenthost.gateway.openai_format import text_delta
 from agenthost.gateway.pricing import call_fields, combine_status
+from agenthost.observability.metrics import TOOL_OUTCOME_UNKNOWN as UNKNOWN_OUTCOMES
 from agenthost.security.ratelimit import RateLimit, RateLimiter, wait_for_tokens
-from agenthost.security.roles import risk_rank
 
 if TYPE_CHECKING:
     from agenthost.runtime.execution import RunExecution
 
 __all__ = ["TOOL_OUTCOME_UNKNOWN", "DurableModel", "RunCapability", "model_step", "tool_step"]
 
+_log = structlog.get_logger(__name__)
 _RESPONSE = _messages.ModelMessagesTypeAdapter
 TOOL_OUTCOME_UNKNOWN = "tool_outcome_unknown"
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -236,6 +244,17 @@ async def tool_step(
             message = (
                 f"{TOOL_OUTCOME_UNKNOWN}: the server stopped while `{name}` was running; it may or may "
                 "not have taken effect, and it is not run again automatically"
+            )
+            # Inside the step, so that a later replay of the recorded outcome does not report it again.
+            UNKNOWN_OUTCOMES.labels(run.spec.agent, name).inc()
+            _log.warning(
+                TOOL_OUTCOME_UNKNOWN,
+                run_id=run.run_id,
+                agent=run.spec.agent,
+                tool=name,
+                tool_call_id=call.tool_call_id,
+                step=step,
+                started_step=resume_step,
             )
             return {"outcome": "unknown", "error": message, "duration_ms": 0.0, "step": step}
         await run.runtime.audit.append(

@@ -15,12 +15,14 @@ import asyncio
 import logging
 from typing import Any
 
-from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+import sqlalchemy as sa
+import structlog
+from dbos import DBOS, DBOSClient, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 
 from agenthost.runtime.execution import RunExecution
 from agenthost.runtime.runtime import current_runtime
 from agenthost.runtime.spec import RunSpec
-from agenthost.settings import Settings
+from agenthost.settings import DurabilitySettings, Settings
 from agenthost.storage.engine import DatabaseURLs, create_dbos_engine
 
 __all__ = [
@@ -38,6 +40,9 @@ THREAD_QUEUE = "agenthost-threads"
 WORKFLOW_NAME = "agenthost.run"
 _queues: dict[str, Any] = {}
 _workflow: list[Any] = []
+# Where DBOS keeps its records (its URL, and its engine when agenthost shapes it), for `launch_dbos`.
+_system: dict[str, Any] = {}
+_log = structlog.get_logger(__name__)
 
 
 async def _run(spec: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +73,7 @@ def configure_dbos(settings: Settings, urls: DatabaseURLs) -> None:
     engine = create_dbos_engine(urls)
     if engine is not None:
         config["system_database_engine"] = engine
+    _system.update(url=urls.dbos_url, engine=engine)
     DBOS(config=config)
     if not _workflow:
         # Registered here, not at import, because the recovery limit comes from the configuration.
@@ -83,8 +89,12 @@ def configure_dbos(settings: Settings, urls: DatabaseURLs) -> None:
     dbos_logger.setLevel(logging.WARNING)
 
 
-async def launch_dbos(settings: Settings) -> None:
-    """Launch DBOS from inside the server's event loop, so recovered and queued runs execute on it."""
+async def launch_dbos(settings: Settings) -> list[str]:
+    """Launch DBOS from inside the server's event loop, so recovered and queued runs execute on it.
+
+    Returns the ids of the runs DBOS resumes: those a previous process of this executor and
+    application version left executing."""
+    recovered = await asyncio.to_thread(_pending_runs, settings.durability)
     DBOS.launch()
     concurrency = settings.durability.queue_concurrency
     _queues[RUN_QUEUE] = await DBOS.register_queue_async(
@@ -97,6 +107,40 @@ async def launch_dbos(settings: Settings) -> None:
         polling_interval_sec=0.1,
         on_conflict="always_update",
     )
+    return recovered
+
+
+def _pending_runs(durability: DurabilitySettings) -> list[str]:
+    """The runs DBOS will recover at launch, read before it launches (once launched, recovery
+    re-enqueues them at once, and they can no longer be told from runs that were only queued).
+
+    Same selection as DBOS's own: PENDING workflows of this application, executor and version."""
+    engine: sa.Engine | None = _system.get("engine")
+    try:
+        client = DBOSClient(
+            system_database_url=None if engine is not None else _system["url"],
+            system_database_engine=engine,
+            application_name=durability.app_name,
+            lazy=True,
+            retry_connection_errors=False,
+        )
+        try:
+            pending = client.list_workflows(
+                status="PENDING",
+                name=WORKFLOW_NAME,
+                executor_id=durability.executor_id,
+                app_version=durability.application_version,
+                application_name=durability.app_name,
+                load_input=False,
+                load_output=False,
+            )
+        finally:
+            client.destroy()
+    except Exception as exc:
+        # A first start has no DBOS tables yet; otherwise recovery goes on, unreported.
+        _log.debug("recovered_runs_unknown", error=f"{type(exc).__name__}: {exc}"[:300])
+        return []
+    return [status.workflow_id for status in pending]
 
 
 def shutdown_dbos(grace_seconds: float) -> None:

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agenthost.errors import AgentHostError
+from agenthost.errors import AuditIntegrityError
 from agenthost.security.audit_chain import (
     ERASED,
     ERASURE_ACTION,
@@ -86,12 +86,6 @@ def actor_fields(subject: str, user_id: str | None) -> Actor:
     """
     actor = "jwt" if subject.startswith("jwt:") else subject
     return Actor(actor=actor, actor_user=user_id)
-
-
-class AuditIntegrityError(AgentHostError):
-    """The audit log cannot be appended to safely (its head row is missing)."""
-
-    default_code = "audit_integrity"
 
 
 @dataclass(frozen=True)

@@ -11,54 +11,24 @@ import hmac
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from agenthost.errors import ForbiddenError, UnauthorizedError
-from agenthost.security.jwt import JWTSettings, JWTVerifier, looks_like_jwt
-from agenthost.security.keys import ApiKey, KeyStore, parse_key
-from agenthost.security.roles import Role
+from agenthost.config.auth import AuthSettings
+from agenthost.config.roles import Role
+from agenthost.errors import ErrorCode, ForbiddenError, UnauthorizedError
+from agenthost.records import Payer
+from agenthost.security.jwt import JWTVerifier, looks_like_jwt
+from agenthost.security.keys import ApiKey, KeyManager, parse_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from agenthost.costs.budgets import Payer
 
-__all__ = ["AuthSettings", "Authenticator", "Principal"]
+__all__ = ["Authenticator", "Principal"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="agenthost"'}
-
-
-class AuthSettings(BaseModel):
-    """`[auth]`: how callers authenticate (`auth = "none"` is short for `[auth] mode = "none"`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    mode: Literal["keys", "none"] = Field(
-        "keys",
-        description="`keys`: every `/v1` request needs an API key (or a JWT, with `[auth.jwt]`). `none`: no "
-        "authentication, every caller is an admin (development only; logged loudly at start).",
-    )
-    admin_key: SecretStr | None = Field(
-        None,
-        description="A bootstrap admin credential (from `AGENTHOST_AUTH__ADMIN_KEY` or its `_FILE`), "
-        "for creating the first keys over HTTP; `agenthost keys create` needs none.",
-    )
-    key_cache_seconds: float = Field(
-        5.0, ge=0, description="How long a process trusts a looked-up key; revocation is seen within this."
-    )
-    rotation_grace_seconds: float = Field(
-        86_400.0, ge=0, description="How long a rotated-out key secret keeps working."
-    )
-    jwt: JWTSettings | None = Field(
-        None, description="`[auth.jwt]`: also accept JWT bearer tokens (off unless set)."
-    )
-    public_metrics: bool = Field(
-        default=False,
-        description="Serve `/metrics` without credentials (otherwise an operator or admin key).",
-    )
 
 
 @dataclass(frozen=True)
@@ -100,8 +70,6 @@ class Principal:
 
     def payer(self) -> Payer:
         """The key and team this caller's calls are charged to."""
-        from agenthost.costs.budgets import Payer  # noqa: PLC0415 - settings imports this module
-
         return Payer(self.key_id, self.key.budgets if self.key is not None else None, self.team)
 
     def run_owner(self, agent: str, requested_user: str | None) -> dict[str, Any]:
@@ -164,7 +132,7 @@ class Authenticator:
         self,
         settings: AuthSettings,
         roles: dict[str, Role],
-        keys: KeyStore,
+        keys: KeyManager,
         jwt: JWTVerifier | None = None,
     ) -> None:
         self.settings = settings
@@ -184,7 +152,7 @@ class Authenticator:
         token = _credential(headers)
         if token is None:
             msg = "missing credentials: send an API key as X-API-Key or Authorization: Bearer"
-            raise UnauthorizedError(msg, code="missing_credentials").with_headers(_CHALLENGE)
+            raise UnauthorizedError(msg, code=ErrorCode.MISSING_CREDENTIALS).with_headers(_CHALLENGE)
         admin = self.settings.admin_key
         if admin is not None and hmac.compare_digest(token.encode(), admin.get_secret_value().encode()):
             return Principal("admin-key", "admin", self.roles["admin"])
@@ -200,17 +168,21 @@ class Authenticator:
                 user_id=identity.user_id,
                 team=identity.team,
             )
-        raise UnauthorizedError("invalid API key", code="invalid_api_key").with_headers(_CHALLENGE)
+        raise UnauthorizedError("invalid API key", code=ErrorCode.INVALID_API_KEY).with_headers(_CHALLENGE)
 
     async def _from_key(self, key_id: str, secret: str) -> Principal:
         key = await self._lookup(key_id)
         now = datetime.now(UTC)
         # Same answer for an unknown id and a wrong secret: ids are not secret, but no oracle.
         if key is None or not key.matches(secret, now):
-            raise UnauthorizedError("invalid API key", code="invalid_api_key").with_headers(_CHALLENGE)
+            raise UnauthorizedError("invalid API key", code=ErrorCode.INVALID_API_KEY).with_headers(
+                _CHALLENGE
+            )
         status = key.status(now)
         if status != "active":
-            raise UnauthorizedError(f"API key is {status}", code=f"key_{status}").with_headers(_CHALLENGE)
+            raise UnauthorizedError(f"API key is {status}", code=ErrorCode(f"key_{status}")).with_headers(
+                _CHALLENGE
+            )
         return Principal(
             f"key:{key.id}", key.role, self._role(key.role), user_id=key.user_id, team=key.team, key=key
         )
@@ -219,7 +191,7 @@ class Authenticator:
         role = self.roles.get(name)
         if role is None:
             msg = f"credential has role {name!r}, which is not configured"
-            raise UnauthorizedError(msg, code="unknown_role").with_headers(_CHALLENGE)
+            raise UnauthorizedError(msg, code=ErrorCode.UNKNOWN_ROLE).with_headers(_CHALLENGE)
         return role
 
     async def _lookup(self, key_id: str) -> ApiKey | None:

@@ -15,7 +15,15 @@ import json
 import re
 from collections.abc import Callable, Iterator
 
-__all__ = ["DETECTORS", "iban_valid", "israeli_id_valid", "luhn_valid", "ssn_valid"]
+__all__ = [
+    "DETECTORS",
+    "PEM_HEADER",
+    "iban_valid",
+    "israeli_id_valid",
+    "luhn_valid",
+    "private_key_end",
+    "ssn_valid",
+]
 
 Span = tuple[int, int]
 Detector = Callable[[str], Iterator[Span]]
@@ -257,15 +265,34 @@ def detect_jwt(text: str) -> Iterator[Span]:
     return _scan(_JWT, text, _jwt)
 
 
-_PRIVATE_KEY = re.compile(
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-    r"[A-Za-z0-9+/=\s:,.-]*?[A-Za-z0-9+/=]{16,}[A-Za-z0-9+/=\s:,.-]*?"
-    r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-)
+# A private key block is a header, a body of base64 and PEM header lines holding a run of at least
+# 16 base64 characters, and the first footer after that run. It is found with linear scans rather
+# than one regex with two lazy quantifiers around the run, which backtracks quadratically or worse
+# on an unterminated block (seconds for a few KB) and would let model output stall the stream.
+PEM_HEADER = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PEM_FOOTER = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----")
+_PEM_BODY = re.compile(r"[A-Za-z0-9+/=\s:,.-]*")
+_PEM_RUN = re.compile(r"[A-Za-z0-9+/=]{16}")
+
+
+def private_key_end(text: str, body: int, endpos: int) -> tuple[int | None, int]:
+    """For a header ending at `body`: where its block ends within `text[:endpos]` (None: not
+    complete there), and where its run of body characters stops (at most `endpos`)."""
+    region = m.end() if (m := _PEM_BODY.match(text, body, endpos)) else body
+    run = _PEM_RUN.search(text, body, region)
+    footer = _PEM_FOOTER.search(text, run.end(), region) if run else None
+    return (footer.end() if footer else None), region
 
 
 def detect_private_key(text: str) -> Iterator[Span]:
-    return _scan(_PRIVATE_KEY, text, _always)
+    pos = 0
+    while (header := PEM_HEADER.search(text, pos)) is not None:
+        end, _ = private_key_end(text, header.end(), len(text))
+        if end is None:
+            pos = header.start() + 1
+        else:
+            yield header.start(), end
+            pos = end
 
 
 DETECTORS: dict[str, Detector] = {

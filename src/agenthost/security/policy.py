@@ -1,7 +1,7 @@
 """Tool policy: each tool's risk level, whether its calls wait for approval, and who may decide.
 
 Example:
-    >>> from agenthost.settings import ToolConfig
+    >>> from agenthost.config.agents import ToolConfig
     >>> tool_risk(None, "high"), tool_risk(ToolConfig(approval="never"), "high")
     ('high', 'low')
     >>> approval_required(ToolConfig(risk="medium"), "high")
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from agenthost.security.roles import needs_approval
+from agenthost.config.roles import needs_approval
 
 if TYPE_CHECKING:
-    from agenthost.settings import Settings, ToolConfig
+    from agenthost.config.agents import ToolConfig
+    from agenthost.settings import Settings
 
 __all__ = ["agent_tool_risk", "approval_required", "tool_risk"]
 

@@ -27,7 +27,6 @@ retention_days`, and expired cache entries.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -36,15 +35,15 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from croniter import croniter  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agenthost.errors import ConflictError
+from agenthost.config.security import RetentionSettings
+from agenthost.errors import ConflictError, ErrorCode
 from agenthost.security.audit import AuditLog
 from agenthost.security.scrub import CHUNK, chunks, scrub_dbos_records, scrub_runs
 from agenthost.storage.engine import DatabaseURLs
 from agenthost.storage.ledger import LedgerStore
+from agenthost.storage.redis_client import tenant_index_key
 from agenthost.storage.runs import ACTIVE_STATUSES, TERMINAL_STATUSES
 from agenthost.storage.tables import (
     approvals,
@@ -64,7 +63,6 @@ __all__ = [
     "pseudonym",
     "register_retention_job",
     "schedule_retention_job",
-    "tenant_index_key",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -73,12 +71,6 @@ _log = structlog.get_logger(__name__)
 def pseudonym(user_digest: str) -> str:
     """What replaces an erased user's id in runs, approvals and the ledger."""
     return f"erased:{user_digest[:16]}"
-
-
-def tenant_index_key(prefix: str, kind: str, tenant: str) -> str:
-    """The Redis set listing a tenant's cache entries (`kind`: `cache` or `semantic`), so erasure
-    can find them; the cache stores add each entry they write to it."""
-    return f"{prefix}:{kind}:tenant:{hashlib.sha256(tenant.encode()).hexdigest()[:32]}"
 
 
 async def _delete_threads(conn: AsyncConnection, run_ids: Sequence[str]) -> tuple[int, int]:
@@ -165,7 +157,7 @@ async def erase_user(
     )
     if active:
         msg = f"user has {len(active)} active run(s); cancel them or wait for them to end, then erase again"
-        raise ConflictError(msg, code="user_has_active_runs", details={"runs": sorted(active)[:20]})
+        raise ConflictError(msg, code=ErrorCode.USER_HAS_ACTIVE_RUNS, details={"runs": sorted(active)[:20]})
     digest = await audit.user_digest(user_id)
     user = (user_id, pseudonym(digest))
     run_ids = await _scalars(
@@ -224,42 +216,6 @@ async def _scalars(engine: AsyncEngine, statement: sa.Select[Any]) -> list[str]:
 
 
 # -- retention --------------------------------------------------------------------------------------
-
-
-class RetentionSettings(BaseModel):
-    """`[retention]`: how long each kind of data is kept, in days (0 = forever).
-
-    The spend ledger's period is `[ledger] retention_days`; cache entries expire after `[cache]
-    ttl_seconds`.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    conversations_days: int = Field(
-        90,
-        ge=0,
-        description="Threads, and the input, output, events and durable records of finished runs, are "
-        "removed after this many days (run rows with their cost stay).",
-    )
-    audit_days: int = Field(
-        2555,
-        ge=0,
-        description="Audit entries older than this are deleted (default 7 years); the chain stays "
-        "verifiable.",
-    )
-    schedule: str = Field(
-        "0 * * * *",
-        description="When the retention job runs (also once at server start): a cron expression "
-        "in UTC (5 fields, or 6 with seconds first).",
-    )
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if not croniter.is_valid(value, second_at_beginning=True):
-            msg = f"not a cron expression: {value!r}"
-            raise ValueError(msg)
-        return value
 
 
 async def enforce_retention(

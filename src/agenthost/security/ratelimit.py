@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 from redis.exceptions import RedisError
 
-from agenthost.errors import AgentHostError, RateLimitedError
+from agenthost.config.security import RateLimit, RateLimitSettings
+from agenthost.errors import RateLimitedError, RateLimitUnavailableError
 from agenthost.security.ratelimit_store import (
     Kind,
     Limit,
@@ -64,98 +64,6 @@ _MAX_IDENTITY = 128
 _WARN_INTERVAL = 30.0
 
 _log = structlog.get_logger(__name__)
-
-
-class RateLimit(BaseModel):
-    """One scope's quotas per window (0 = unlimited)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    requests_per_minute: int = Field(0, ge=0, description="Requests admitted per window; 0 = unlimited.")
-    tokens_per_minute: int = Field(
-        0, ge=0, description="Model tokens (input + output) per window; 0 = unlimited."
-    )
-
-    def updated(self, changes: Mapping[str, int | None] | None) -> RateLimit:
-        """This limit with the non-None values of `changes` (e.g. an API key's `rate_limits`).
-
-        >>> RateLimit(requests_per_minute=60).updated({"tokens_per_minute": 900, "requests_per_minute": None})
-        RateLimit(requests_per_minute=60, tokens_per_minute=900)
-        """
-        if not changes:
-            return self
-        return RateLimit.model_validate(
-            {**self.model_dump(), **{k: v for k, v in changes.items() if v is not None}}
-        )
-
-
-class RateLimitSettings(BaseModel):
-    """`[rate_limits]`: requests and tokens per window, per API key, per user and per client address."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(default=True, description="Apply rate limits at all.")
-    per_key: RateLimit = Field(
-        default_factory=RateLimit,
-        description="Limits of each API key (a key's own `rate_limits` replace these, field by field). "
-        "Unlimited by default: quotas depend on the plan a key belongs to.",
-    )
-    per_user: RateLimit = Field(
-        default_factory=RateLimit,
-        description="Limits of each user (key owner or JWT user), across all their keys. "
-        "Unlimited by default; spend is capped by `[budgets]`.",
-    )
-    per_ip: RateLimit = Field(
-        default_factory=lambda: RateLimit(requests_per_minute=600),
-        description="Limits of each client address (IPv6: each network of `ipv6_prefix_length`). "
-        "600 requests a minute by default: far above one person or one integration behind a NAT, "
-        "low enough to blunt floods and credential guessing, which it also counts.",
-    )
-    window_seconds: int = Field(
-        60, ge=1, le=86_400, description="The window; `*_per_minute` are per window. Keep 60 outside tests."
-    )
-    on_store_error: Literal["local", "open", "closed"] = Field(
-        "local",
-        description="When Redis fails: `local` counts in this process until Redis answers again (each "
-        "replica then admits up to the limit), `open` admits every request, `closed` refuses with 503 "
-        "`rate_limit_unavailable`. `local` and `open` log a warning (at most every 30 s).",
-    )
-    store_timeout_seconds: float = Field(
-        0.5,
-        gt=0,
-        le=10,
-        description="Redis connect and reply timeout of a rate-limit call, and its longest wait for a "
-        "free pooled connection.",
-    )
-    store_retry_seconds: float = Field(
-        2.0, ge=0, le=300, description="After a Redis error, how long before Redis is tried again."
-    )
-    trust_forwarded_for: bool = Field(
-        default=False,
-        description="Take the client address from `X-Forwarded-For` (only behind a proxy you run, "
-        "which must overwrite or append to it); otherwise the TCP peer address is the client.",
-    )
-    trusted_proxy_hops: int = Field(
-        1,
-        ge=1,
-        le=10,
-        description="Proxies that append to `X-Forwarded-For`; the client is the entry "
-        "this far from the right (entries further left can be forged by the client).",
-    )
-    ipv6_prefix_length: int = Field(
-        64,
-        ge=32,
-        le=128,
-        description="IPv6 clients are limited per network of this prefix (one host "
-        "usually owns a whole /64 and can rotate addresses within it).",
-    )
-
-
-class RateLimitUnavailableError(AgentHostError):
-    """The rate-limit store (Redis) cannot be reached and `on_store_error = "closed"`: 503."""
-
-    default_status = 503
-    default_code = "rate_limit_unavailable"
 
 
 @dataclass(frozen=True)

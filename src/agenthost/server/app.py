@@ -13,10 +13,11 @@ from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agenthost._version import __version__
+from agenthost.config.roles import resolve_roles
 from agenthost.costs.alerts import Alerts
 from agenthost.costs.budgets import Budgets, budget_store
 from agenthost.gateway.batch import Batcher
-from agenthost.observability.metrics import MetricsMiddleware
+from agenthost.observability.metrics import RUNS_RECOVERED, MetricsMiddleware
 from agenthost.runtime.events import EventBus, EventWriter
 from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.registry import AgentRegistry
@@ -26,11 +27,10 @@ from agenthost.runtime.workflow import configure_dbos, launch_dbos, shutdown_dbo
 from agenthost.security.audit import AuditLog
 from agenthost.security.auth import Authenticator
 from agenthost.security.jwt import JWTVerifier
-from agenthost.security.keys import KeyStore
+from agenthost.security.keys import KeyManager
 from agenthost.security.output import OutputRedaction
 from agenthost.security.privacy import RetentionJob, register_retention_job, schedule_retention_job
 from agenthost.security.ratelimit import RateLimiter
-from agenthost.security.roles import resolve_roles
 from agenthost.security.screening import Screener
 from agenthost.server.deps import authenticate
 from agenthost.server.errors import install_error_handlers
@@ -49,8 +49,10 @@ from agenthost.server.routes import (
     threads,
 )
 from agenthost.settings import Settings, load_settings
+from agenthost.storage.alerts import AlertStore
 from agenthost.storage.approvals import ApprovalStore
 from agenthost.storage.engine import DatabaseURLs, create_app_engine, database_urls
+from agenthost.storage.keys import KeyStore
 from agenthost.storage.migrate import upgrade
 from agenthost.storage.runs import RunStore
 from agenthost.storage.threads import ThreadStore
@@ -72,6 +74,7 @@ _ROUTERS = (
 )
 
 _log = structlog.get_logger(__name__)
+_LOGGED_IDS = 100
 
 
 def create_app(settings: Settings | None = None, registry: AgentRegistry | None = None) -> FastAPI:
@@ -101,7 +104,7 @@ def create_app(settings: Settings | None = None, registry: AgentRegistry | None 
         await registry.gateway.warm()
         service = RunService(runtime)
         app.state.authenticator = Authenticator(
-            settings.auth, resolve_roles(settings.roles), KeyStore(engine), jwt=jwt_verifier
+            settings.auth, resolve_roles(settings.roles), KeyManager(KeyStore(engine)), jwt=jwt_verifier
         )
         app.state.runtime = runtime
         app.state.service = service
@@ -149,7 +152,7 @@ def _build_runtime(
 ) -> Runtime:
     redis_url = settings.redis.url.get_secret_value() if settings.redis.url is not None else None
     store = RunStore(engine)
-    alerts = Alerts(engine, settings.alerts)
+    alerts = Alerts(AlertStore(engine), settings.alerts)
     return Runtime(
         settings,
         urls,
@@ -181,7 +184,11 @@ async def _launch_durable(settings: Settings, urls: DatabaseURLs, runtime: Runti
         runtime.engine, urls, settings.retention, runtime.audit, settings.ledger.retention_days
     )
     register_retention_job(job)
-    await launch_dbos(settings)
+    recovered = await launch_dbos(settings)
+    if recovered:
+        RUNS_RECOVERED.inc(len(recovered))
+        # Ids of the first runs only: a large backlog must not make one huge log line.
+        _log.info("runs_recovered", count=len(recovered), run_ids=recovered[:_LOGGED_IDS])
     await schedule_retention_job(settings.retention.schedule)
 
 

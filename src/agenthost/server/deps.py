@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 
-from agenthost.errors import InvalidRequestError, NotFoundError, UnauthorizedError
+from agenthost.errors import ErrorCode, InvalidRequestError, NotFoundError, UnauthorizedError
 from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService
@@ -48,7 +48,7 @@ async def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = No
         return None
     if not (0 < len(idempotency_key) <= _MAX_KEY) or not idempotency_key.isprintable():
         msg = f"Idempotency-Key must be 1-{_MAX_KEY} printable characters"
-        raise InvalidRequestError(msg, code="invalid_idempotency_key")
+        raise InvalidRequestError(msg, code=ErrorCode.INVALID_IDEMPOTENCY_KEY)
     return idempotency_key
 
 
@@ -94,7 +94,7 @@ async def visible_run(service: RunService, principal: Principal, run_id: str) ->
     """The run, if the caller may see it; otherwise the same 404 as for a run that does not exist."""
     row = await service.get(run_id)
     if not principal.sees(row):
-        raise NotFoundError(f"run {run_id!r} does not exist", code="run_not_found")
+        raise NotFoundError(f"run {run_id!r} does not exist", code=ErrorCode.RUN_NOT_FOUND)
     return row
 
 
@@ -104,7 +104,7 @@ async def ensure_thread(runtime: Runtime, principal: Principal, thread_id: str |
         return
     owners = await runtime.store.thread_owners(thread_id)
     if not all(principal.sees(owner) for owner in owners):
-        raise NotFoundError(f"thread {thread_id!r} does not exist", code="thread_not_found")
+        raise NotFoundError(f"thread {thread_id!r} does not exist", code=ErrorCode.THREAD_NOT_FOUND)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agenthost.errors import AgentHostError, InvalidRequestError
+from agenthost.errors import AgentHostError, ErrorCode, InvalidRequestError
 
 __all__ = ["install_error_handlers"]
 
@@ -48,7 +48,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     problems = []
     for error in exc.errors():
         if error.get("type") == "json_invalid":
-            detail = InvalidRequestError("request body is not valid JSON", code="invalid_json")
+            detail = InvalidRequestError("request body is not valid JSON", code=ErrorCode.INVALID_JSON)
             return JSONResponse(detail.to_body(_request_id(request)), status_code=400)
         message = error.get("msg", "invalid")
         if error.get("type") == "extra_forbidden":

@@ -5,11 +5,48 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["AgentInfo", "RunAccepted", "RunCreate", "RunList", "RunView", "SeedRunCreate", "run_view"]
+__all__ = [
+    "MAX_AUDIT_SEQ",
+    "MAX_EVENT_SEQ",
+    "MAX_INT64",
+    "MAX_OUTPUT_TOKENS",
+    "MAX_STEP",
+    "MIN_INT64",
+    "AgentInfo",
+    "RunAccepted",
+    "RunCreate",
+    "RunList",
+    "RunView",
+    "SeedRunCreate",
+    "run_view",
+]
 
 MAX_INPUT_CHARS = 200_000
+# Every integer a client sends is bounded before use: a value past what a column holds fails in
+# the database driver (a 500, or an SSE stream cut after its 200) instead of as a 4xx.
+MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
+MAX_EVENT_SEQ = 2**31 - 1
+"""Largest run event number: `run_events.seq` is an INTEGER (32-bit on Postgres)."""
+MAX_AUDIT_SEQ = MAX_INT64
+"""Largest audit entry number: `audit_log.seq` is a BIGINT."""
+MAX_STEP = 2**31 - 1
+"""Largest step number (`runs.fork_step` and DBOS's step ids are INTEGERs)."""
+MAX_OUTPUT_TOKENS = 1_000_000
+"""Largest `max_tokens` a client may ask of one model call."""
+
+Metadata = dict[str, str | int | float | bool | None]
+
+
+def _bounded_metadata(value: Metadata | None) -> Metadata | None:
+    # Labels are stored as JSON and handed back; an integer past 64 bits is not one a client can
+    # read back reliably (JavaScript, most JSON libraries), so it is refused rather than stored.
+    for key, item in (value or {}).items():
+        if isinstance(item, int) and not MIN_INT64 <= item <= MAX_INT64:
+            msg = f"metadata value {key!r} must be an integer between -2**63 and 2**63-1"
+            raise ValueError(msg)
+    return value
 
 
 class LimitsRequest(BaseModel):
@@ -32,11 +69,9 @@ class RunCreate(BaseModel):
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, description="The user's message.")
     user_id: str | None = Field(None, min_length=1, max_length=256, description="End user, for filtering.")
     max_tokens: int | None = Field(
-        None, ge=1, le=1_000_000, description="Cap on output tokens per model call."
+        None, ge=1, le=MAX_OUTPUT_TOKENS, description="Cap on output tokens per model call."
     )
-    metadata: dict[str, str | int | float | bool | None] | None = Field(
-        None, description="Free-form labels stored with the run."
-    )
+    metadata: Metadata | None = Field(None, description="Free-form labels stored with the run.")
     thread_id: str | None = Field(
         None,
         pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
@@ -57,6 +92,8 @@ class RunCreate(BaseModel):
         "minutes to hours); for background runs.",
     )
 
+    _metadata = field_validator("metadata")(_bounded_metadata)
+
 
 class SeedRunCreate(BaseModel):
     """Body of the seed-compatible `/agent/*` aliases: `prompt` instead of `input`."""
@@ -65,11 +102,13 @@ class SeedRunCreate(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     user_id: str | None = Field(None, min_length=1, max_length=256)
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    max_tokens: int | None = Field(None, ge=1, le=MAX_OUTPUT_TOKENS)
     model: str | None = Field(
         None, max_length=256, description="Recorded; the agent's configured model runs."
     )
-    metadata: dict[str, str | int | float | bool | None] | None = None
+    metadata: Metadata | None = None
+
+    _metadata = field_validator("metadata")(_bounded_metadata)
 
     @model_validator(mode="before")
     @classmethod
@@ -217,7 +256,12 @@ class ApprovalDecision(BaseModel):
     decision: Literal["approve", "deny"]
     reason: str | None = Field(None, max_length=2000, description="Shown to the model on a denial.")
     by: str | None = Field(
-        None, min_length=1, max_length=256, description="Who decides (until authentication supplies it)."
+        None,
+        min_length=1,
+        max_length=256,
+        description="The person this decision is made for, recorded as `decided_for` (the decider is "
+        "always the authenticated caller). Only roles that see all runs (operator, admin) may name "
+        "someone other than themselves; for others it is a 403.",
     )
 
 
@@ -226,7 +270,9 @@ class ForkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    from_step: int = Field(ge=1, description="First step to execute again; earlier steps replay.")
+    from_step: int = Field(
+        ge=1, le=MAX_STEP, description="First step to execute again; earlier steps replay."
+    )
 
 
 def approval_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -247,5 +293,6 @@ def approval_view(row: dict[str, Any]) -> dict[str, Any]:
         "expires_at": iso(row["expires_at"]),
         "decided_at": iso(row["decided_at"]),
         "decided_by": row["decided_by"],
+        "decided_for": row.get("decided_for"),
         "reason": row["reason"],
     }

@@ -24,13 +24,25 @@ class ApprovalStore(Store):
             async with self.engine.begin() as conn:
                 await conn.execute(statement, list(rows))
 
-    async def decide(self, approval_id: str, status: str, by: str, reason: str | None, at: datetime) -> bool:
-        """Approve, deny or expire a pending approval; False if it was not pending."""
+    async def decide(
+        self,
+        approval_id: str,
+        status: str,
+        by: str,
+        reason: str | None,
+        at: datetime,
+        *,
+        on_behalf_of: str | None = None,
+    ) -> bool:
+        """Approve, deny or expire a pending approval; False if it was not pending.
+
+        `by` is who decided (the authenticated caller, or `system:...`); `on_behalf_of` the person
+        an operator decided for, if any."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 approvals.update()
                 .where(approvals.c.id == approval_id, approvals.c.status == "pending")
-                .values(status=status, decided_by=by, reason=reason, decided_at=at)
+                .values(status=status, decided_by=by, decided_for=on_behalf_of, reason=reason, decided_at=at)
             )
         return result.rowcount == 1
 

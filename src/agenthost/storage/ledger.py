@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agenthost.costs.savings import SAVINGS
+from agenthost.records import SAVINGS
 from agenthost.storage.base import Store
 from agenthost.storage.tables import spend_ledger
 

@@ -101,6 +101,8 @@ approvals = sa.Table(
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("decided_at", UTCDateTime),
     sa.Column("decided_by", sa.String(256)),
+    # The person an operator or admin decided for (`by` in the request); the decider is `decided_by`.
+    sa.Column("decided_for", sa.String(256)),
     sa.Column("reason", sa.Text),
     sa.Index("ix_approvals_status_requested", "status", "requested_at"),
     sa.Index("ix_approvals_run", "run_id"),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from agenthost.costs.report import spend_report
-from agenthost.errors import ForbiddenError, InvalidRequestError
+from agenthost.errors import ErrorCode, ForbiddenError, InvalidRequestError
 from agenthost.server.deps import PrincipalDep, RuntimeDep
 from agenthost.storage.tables import spend_ledger
 
@@ -37,7 +37,7 @@ async def costs(
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:
         msg = "`from` must be before `to`"
-        raise InvalidRequestError(msg, code="invalid_range")
+        raise InvalidRequestError(msg, code=ErrorCode.INVALID_RANGE)
     return await spend_report(runtime.engine, start, end, principal.owner_clause(spend_ledger))
 
 

@@ -7,17 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.responses import Response
 
-from agenthost.errors import InvalidRequestError
+from agenthost.errors import ErrorCode, InvalidRequestError
 from agenthost.security.audit import AuditLog, actor_fields
 from agenthost.security.auth import Authenticator, Principal
 from agenthost.security.keys import KeySpec
 from agenthost.server.deps import AdminDep, RuntimeDep
 from agenthost.server.middleware import request_id_of
+from agenthost.server.schemas import MAX_OUTPUT_TOKENS, LimitsRequest
 from agenthost.settings import Settings
 
 router = APIRouter(prefix="/v1/admin/keys", tags=["keys"])
+
+# Per minute. Rate-limit arithmetic (and the Redis scripts) works in doubles, exact to 2**53.
+_MAX_RATE = 10**12
+# A budget becomes a nano-USD counter in a BIGINT column (at most ~9.2e18).
+_MAX_BUDGET_USD = 1_000_000_000
 
 KeyId = Annotated[str, Path(pattern=r"^[a-z0-9]{12}$", description="The key id (`ahk_<id>_...`).")]
 
@@ -50,18 +57,42 @@ def validate_spec(settings: Settings, roles: dict[str, Any], spec: KeySpec) -> N
     """422 for a role that is not configured, or an agent/model scope that names nothing served."""
     if spec.role not in roles:
         msg = f"role {spec.role!r} is not configured; roles: {sorted(roles)}"
-        raise InvalidRequestError(msg, code="unknown_role")
+        raise InvalidRequestError(msg, code=ErrorCode.UNKNOWN_ROLE)
     served = {*settings.agents, *settings.models}
     unknown = sorted(set(spec.agents or ()) - served)
     if unknown:
         msg = f"agents {unknown} are neither agents nor models served here"
-        raise InvalidRequestError(msg, code="unknown_agent")
+        raise InvalidRequestError(msg, code=ErrorCode.UNKNOWN_AGENT)
     if spec.limits:
         fields = set(settings.limits.model_fields)
         bad = sorted(set(spec.limits) - fields)
         if bad:
             msg = f"unknown run limits {bad}; known: {sorted(fields)}"
-            raise InvalidRequestError(msg, code="invalid_limits")
+            raise InvalidRequestError(msg, code=ErrorCode.INVALID_LIMITS)
+        _check_limits(settings, spec.limits)
+    for name, value in (spec.rate_limits.model_dump(exclude_none=True) if spec.rate_limits else {}).items():
+        if value > _MAX_RATE:
+            msg = f"rate_limits.{name} must be at most {_MAX_RATE}"
+            raise InvalidRequestError(msg, code=ErrorCode.INVALID_RATE_LIMITS)
+    for name, usd in (spec.budgets.model_dump(exclude_none=True) if spec.budgets else {}).items():
+        if usd > _MAX_BUDGET_USD:
+            msg = f"budgets.{name} must be at most {_MAX_BUDGET_USD}"
+            raise InvalidRequestError(msg, code=ErrorCode.INVALID_BUDGETS)
+
+
+def _check_limits(settings: Settings, limits: dict[str, Any]) -> None:
+    """422 unless the key's run limits are values the run guard accepts, within the bounds a
+    request may ask for (a key's limits are only checked when a run starts: a bad one would fail
+    every run made with the key)."""
+    try:
+        type(settings.limits).model_validate({**settings.limits.model_dump(), **limits})
+        LimitsRequest.model_validate({k: v for k, v in limits.items() if k in LimitsRequest.model_fields})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidRequestError(f"invalid run limits: {problems}", code=ErrorCode.INVALID_LIMITS) from None
+    if limits.get("output_tokens_estimate", 0) > MAX_OUTPUT_TOKENS:
+        msg = f"output_tokens_estimate must be at most {MAX_OUTPUT_TOKENS}"
+        raise InvalidRequestError(msg, code=ErrorCode.INVALID_LIMITS)
 
 
 @router.post("", status_code=201)

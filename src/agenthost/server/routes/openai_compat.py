@@ -25,7 +25,14 @@ from starlette.responses import Response
 from agenthost.costs.budgets import Reservation
 from agenthost.costs.guard import estimate_call
 from agenthost.costs.savings import savings
-from agenthost.errors import AgentHostError, InvalidRequestError, ModelError, NotFoundError, RequestError
+from agenthost.errors import (
+    AgentHostError,
+    ErrorCode,
+    InvalidRequestError,
+    ModelError,
+    NotFoundError,
+    RequestError,
+)
 from agenthost.gateway.breaker import BreakerOpenError
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.chain import AllModelsUnavailableError
@@ -49,6 +56,7 @@ from agenthost.security.auth import Principal
 from agenthost.security.output import StreamRedactor
 from agenthost.security.ratelimit import RateLimit
 from agenthost.server.deps import PrincipalDep, RuntimeDep, ServiceDep
+from agenthost.server.schemas import MAX_INT64, MAX_OUTPUT_TOKENS, MIN_INT64
 from agenthost.storage.ledger import LedgerStore, ledger_row
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -81,6 +89,7 @@ async def chat_completions(
     request: Request,
 ) -> Response:
     """An agent run or a gateway passthrough, in the Chat Completions format."""
+    _check_integers(body)
     # Screen the user's messages (the last one of an agent run is screened when the run starts).
     body = await _screened(body, runtime, skip_last=body.model in runtime.settings.agents)
     if body.model in runtime.settings.agents:
@@ -93,7 +102,22 @@ async def chat_completions(
         return await _passthrough(body.model_copy(update={"user": user}), runtime, caller)
     known = sorted({*runtime.settings.agents, *runtime.settings.models})
     msg = f"model {body.model!r} is neither an agent nor a gateway model here; known: {known}"
-    raise NotFoundError(msg, code="model_not_found")
+    raise NotFoundError(msg, code=ErrorCode.MODEL_NOT_FOUND)
+
+
+def _check_integers(body: ChatCompletionRequest) -> None:
+    """422 for an integer parameter out of range, before anything is reserved, recorded or called
+    (an unbounded `max_tokens` would otherwise size budget reservations and context budgets)."""
+    problems = [
+        {"field": name, "message": f"Input should be less than or equal to {MAX_OUTPUT_TOKENS}"}
+        for name in ("max_tokens", "max_completion_tokens")
+        if (getattr(body, name) or 0) > MAX_OUTPUT_TOKENS
+    ]
+    if body.seed is not None and not MIN_INT64 <= body.seed <= MAX_INT64:
+        problems.append({"field": "seed", "message": "Input should be a signed 64-bit integer"})
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise InvalidRequestError(f"invalid request: {summary}", details={"errors": problems})
 
 
 async def _screened(
@@ -156,10 +180,10 @@ def _model_error(exc: ModelAPIError) -> AgentHostError:
     if isinstance(exc, ContextOverflowError):
         return RequestError(str(exc), code=exc.code)
     if isinstance(exc, AllModelsUnavailableError):
-        return ModelError(str(exc), code="all_models_unavailable", status=503)
+        return ModelError(str(exc), code=ErrorCode.ALL_MODELS_UNAVAILABLE, status=503)
     if isinstance(exc, BreakerOpenError):
-        return ModelError(str(exc), code="model_unavailable", status=503)
-    return ModelError(str(exc), code="model_error")
+        return ModelError(str(exc), code=ErrorCode.MODEL_UNAVAILABLE, status=503)
+    return ModelError(str(exc), code=ErrorCode.MODEL_ERROR)
 
 
 async def _passthrough(body: ChatCompletionRequest, runtime: Runtime, caller: _Caller) -> Response:
@@ -295,7 +319,7 @@ def _agent_spec(body: ChatCompletionRequest, principal: Principal) -> RunSpec:
     *earlier, last = body.messages
     if last.role != "user":
         msg = "the last message must be the user's when `model` names an agent"
-        raise InvalidRequestError(msg, code="invalid_request")
+        raise InvalidRequestError(msg, code=ErrorCode.INVALID_REQUEST)
     history = _MESSAGES.dump_python(to_messages(earlier), mode="json") if earlier else None
     return RunSpec(
         agent=body.model,
@@ -317,7 +341,7 @@ async def _agent(
         row = await service.wait(submission, runtime.settings.server.chat_completions_timeout)
         if row is None:
             msg = f"run {run_id} did not finish in time; follow it at /v1/runs/{run_id}"
-            raise ModelError(msg, code="run_timeout", status=504)
+            raise ModelError(msg, code=ErrorCode.RUN_TIMEOUT, status=504)
         if row["status"] != "succeeded":
             error = row.get("error") or {"code": row["status"], "message": f"the run ended {row['status']}"}
             raise ModelError(f"run {run_id} {row['status']}: {error['message']}", code=error["code"])

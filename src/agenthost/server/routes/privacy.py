@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 
-from agenthost.errors import NotFoundError
+from agenthost.errors import ErrorCode, NotFoundError
 from agenthost.gateway.cache import RedisCacheStore
 from agenthost.security.audit import AuditLog, actor_fields
 from agenthost.security.privacy import erase_user
 from agenthost.server.deps import AdminDep, PrincipalDep, RuntimeDep
 from agenthost.server.middleware import request_id_of
+from agenthost.server.schemas import MAX_AUDIT_SEQ
 
 router = APIRouter(tags=["privacy"])
 
@@ -34,7 +35,9 @@ async def list_audit(  # noqa: PLR0917 - one query parameter per filter
     user: Annotated[str | None, Query(max_length=256, description="Entries made by this user.")] = None,
     subject: Annotated[str | None, Query(max_length=256, description="Entries about this user.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_seq: Annotated[int | None, Query(ge=1, description="Page: entries before this seq.")] = None,
+    before_seq: Annotated[
+        int | None, Query(ge=1, le=MAX_AUDIT_SEQ, description="Page: entries before this seq.")
+    ] = None,
 ) -> dict[str, Any]:
     """Audit entries, newest first (admin only)."""
     entries = await _audit(request).list(
@@ -67,7 +70,9 @@ async def erase_user_data(
     right to erasure)."""
     if not caller.role.admin and caller.user_id != user_id:
         # Like every id a caller may not see: 404, telling nothing about whether the user exists.
-        raise NotFoundError(f"user {user_id!r} has no data visible to this caller", code="user_not_found")
+        raise NotFoundError(
+            f"user {user_id!r} has no data visible to this caller", code=ErrorCode.USER_NOT_FOUND
+        )
     store = runtime.registry.gateway.cache_store
     receipt = await erase_user(
         runtime.engine,

@@ -11,13 +11,21 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from agenthost.errors import ForbiddenError, InvalidRequestError
+from agenthost.errors import ErrorCode, ForbiddenError, InvalidRequestError
 from agenthost.runtime.approvals import decide
 from agenthost.security.audit import actor_fields
 from agenthost.security.policy import agent_tool_risk
 from agenthost.server.deps import PrincipalDep, RecoveryDep, RuntimeDep, ServiceDep, visible_run
 from agenthost.server.middleware import request_id_of
-from agenthost.server.schemas import ApprovalDecision, ForkRequest, RunList, RunView, approval_view, run_view
+from agenthost.server.schemas import (
+    MAX_EVENT_SEQ,
+    ApprovalDecision,
+    ForkRequest,
+    RunList,
+    RunView,
+    approval_view,
+    run_view,
+)
 from agenthost.server.sse import event_stream
 from agenthost.storage.runs import RunFilter
 from agenthost.storage.tables import runs as runs_table
@@ -37,7 +45,23 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         at, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
         return datetime.fromisoformat(at), run_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidRequestError("cursor is not one this server returned", code="invalid_cursor") from None
+        raise InvalidRequestError(
+            "cursor is not one this server returned", code=ErrorCode.INVALID_CURSOR
+        ) from None
+
+
+def _last_event_id(value: str) -> int:
+    """The event number in a `Last-Event-ID` header; 422 unless it is one this server could send.
+
+    ASCII digits only (`str.isdigit` also accepts `²`, which `int` refuses), and the length is
+    checked before `int` so no oversized number is parsed or reaches the database."""
+    digits = value.lstrip("0") or "0"
+    if value.isascii() and value.isdigit() and len(digits) <= len(str(MAX_EVENT_SEQ)):
+        seq = int(digits)
+        if seq <= MAX_EVENT_SEQ:
+            return seq
+    msg = f"Last-Event-ID must be an event id this server sent (an integer from 0 to {MAX_EVENT_SEQ})"
+    raise InvalidRequestError(msg, code=ErrorCode.INVALID_LAST_EVENT_ID)
 
 
 @router.get("", response_model=RunList)
@@ -57,7 +81,7 @@ async def list_runs(  # noqa: PLR0917 - FastAPI maps each parameter to a query f
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             msg = f"{name} must include a timezone offset (e.g. 2026-11-21T10:00:00Z)"
-            raise InvalidRequestError(msg, code="invalid_request")
+            raise InvalidRequestError(msg, code=ErrorCode.INVALID_REQUEST)
     limit = min(limit, runtime.settings.server.max_page_size)
     rows = await service.list_runs(
         RunFilter(
@@ -90,16 +114,15 @@ async def run_events(  # noqa: PLR0917 - FastAPI maps each parameter to a reques
     runtime: RuntimeDep,
     principal: PrincipalDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Same as the Last-Event-ID header.")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_SEQ, description="Same as the Last-Event-ID header.")
+    ] = None,
 ) -> Response:
     """SSE replay of a run's events, then its live tail; resume with `Last-Event-ID`."""
-    await visible_run(service, principal, run_id)
     after_seq = after or 0
     if last_event_id is not None:
-        if not last_event_id.isdigit():
-            msg = "Last-Event-ID must be an event id this server sent (a non-negative integer)"
-            raise InvalidRequestError(msg, code="invalid_last_event_id")
-        after_seq = int(last_event_id)
+        after_seq = _last_event_id(last_event_id)
+    await visible_run(service, principal, run_id)
     return event_stream(
         service.follow(run_id, after_seq), heartbeat=runtime.settings.server.heartbeat_interval, run_id=run_id
     )
@@ -152,8 +175,15 @@ async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a r
 ) -> Response:
     """Approve or deny a pending tool call; 409 if it was already decided or the run is not waiting.
 
-    The caller's role must allow approving the tool's risk (critical tools: operator or admin)."""
+    The caller's role must allow approving the tool's risk (critical tools: operator or admin). The
+    decider recorded is the authenticated caller; `by` names the person it decides for, which only
+    roles that see all runs may do (403 otherwise, unless `by` is the caller's own user)."""
     run = await visible_run(service, principal, run_id)
+    decider = principal.user_id or principal.subject
+    on_behalf_of = body.by if body.by and body.by != decider else None
+    if on_behalf_of is not None and principal.role.sees != "all":
+        msg = f"role {principal.role_name!r} may not decide on behalf of someone else (`by`)"
+        raise ForbiddenError(msg)
     pending = await runtime.approvals.get(approval_id)
     if pending is not None and pending["run_id"] == run_id:
         risk = agent_tool_risk(runtime.settings, run["agent"], pending["tool_name"])
@@ -167,9 +197,8 @@ async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a r
         approval_id,
         approve=body.decision == "approve",
         reason=body.reason,
-        # Who decided is the authenticated caller; only roles that see all runs (operator consoles
-        # deciding for a named person) may record another name.
-        by=body.by if body.by and principal.role.sees == "all" else principal.user_id or principal.subject,
+        by=decider,
+        on_behalf_of=on_behalf_of,
     )
     await runtime.audit.append(
         "approval.decided",
@@ -180,6 +209,7 @@ async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a r
             "run_id": run_id,
             "tool": row["tool_name"],
             "decision": row["status"],
+            "decided_for": row["decided_for"],
             "reason": row["reason"],
         },
         request_id=request_id_of(request.scope),

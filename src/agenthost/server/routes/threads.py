@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, TextPart, UserPromptPart
 from starlette.responses import Response
 
-from agenthost.errors import ConflictError, ForbiddenError, NotFoundError
+from agenthost.errors import ConflictError, ErrorCode, ForbiddenError, NotFoundError
 from agenthost.server.deps import PrincipalDep, RuntimeDep, ensure_thread
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
@@ -24,7 +24,7 @@ async def get_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: Princi
     summary = await runtime.threads.summary(thread_id)
     if summary is None:
         msg = f"thread {thread_id!r} does not exist"
-        raise NotFoundError(msg, code="thread_not_found")
+        raise NotFoundError(msg, code=ErrorCode.THREAD_NOT_FOUND)
     messages = ModelMessagesTypeAdapter.validate_python(summary["messages"])
     redact = runtime.redaction.value
     return JSONResponse(
@@ -49,10 +49,10 @@ async def delete_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: Pri
         raise ForbiddenError(f"role {principal.role_name!r} may not delete threads")
     if await runtime.store.thread_busy(thread_id):
         msg = f"thread {thread_id!r} has a run in progress; cancel it or wait"
-        raise ConflictError(msg, code="thread_busy")
+        raise ConflictError(msg, code=ErrorCode.THREAD_BUSY)
     if await runtime.threads.summary(thread_id) is None:
         msg = f"thread {thread_id!r} does not exist"
-        raise NotFoundError(msg, code="thread_not_found")
+        raise NotFoundError(msg, code=ErrorCode.THREAD_NOT_FOUND)
     removed = await runtime.threads.delete(thread_id)
     return JSONResponse({"id": thread_id, "object": "thread", "deleted": True, "messages_removed": removed})
 

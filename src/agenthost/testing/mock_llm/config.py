@@ -22,6 +22,10 @@ A script is a YAML file (or the equivalent dict passed as ``MockLLMConfig(scenar
 Load it with :func:`load_script`::
 
     config = load_script("tests/scripts/weather.yaml")
+
+``agenthost mock-llm --script S.yaml`` serves it; an option given on the command line
+(``--latency-ms``, ``--tokens-per-second``, ``--fault``, ``--fault-first-n``) overrides the
+script's knob, one left out keeps it.
 """
 
 from __future__ import annotations

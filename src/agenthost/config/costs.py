@@ -1,18 +1,18 @@
-"""Settings sections of cost control (part of `agenthost.settings.Settings`)."""
+"""Cost control: `[limits]` (per run), `[ledger]`, `[budgets]`, `[alerts]` and `[batch]`."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from agenthost.config.base import Section
 
 __all__ = ["AlertSettings", "BatchSettings", "BudgetLimit", "BudgetSettings", "LedgerSettings", "RunLimits"]
 
 
-class RunLimits(BaseModel):
+class RunLimits(Section):
     """`[limits]`: what one run may use (per agent: `[agents.<name>.limits]`); unset = no limit."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_cost_usd: float | None = Field(1.0, gt=0, description="Spend per run, in USD.")
     max_model_steps: int | None = Field(15, ge=1, description="Model calls per run.")
@@ -31,29 +31,23 @@ class RunLimits(BaseModel):
     )
 
 
-class LedgerSettings(BaseModel):
+class LedgerSettings(Section):
     """`[ledger]`: the spend ledger (one row per model call), kept apart from conversations."""
-
-    model_config = ConfigDict(extra="forbid")
 
     retention_days: int = Field(
         2557, ge=1, description="Rows older than this are deleted (default: 7 years, for financial records)."
     )
 
 
-class BudgetLimit(BaseModel):
+class BudgetLimit(Section):
     """A spend limit per UTC day and per UTC month; unset = no limit for that period."""
-
-    model_config = ConfigDict(extra="forbid")
 
     daily_usd: float | None = Field(None, gt=0, description="Spend per UTC day, in USD.")
     monthly_usd: float | None = Field(None, gt=0, description="Spend per UTC month, in USD.")
 
 
-class BudgetSettings(BaseModel):
+class BudgetSettings(Section):
     """`[budgets]`: spend limits shared by every replica (database counters, or Redis when set)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     total: BudgetLimit = Field(default_factory=BudgetLimit, description="All spend together.")
     per_user: BudgetLimit = Field(
@@ -81,10 +75,8 @@ class BudgetSettings(BaseModel):
     )
 
 
-class AlertSettings(BaseModel):
+class AlertSettings(Section):
     """`[alerts]`: spend alerts, each fired once per threshold and period, logged and sent to webhooks."""
-
-    model_config = ConfigDict(extra="forbid")
 
     budget_thresholds: list[float] = Field(
         default_factory=lambda: [0.5, 0.8, 1.0],
@@ -103,10 +95,8 @@ class AlertSettings(BaseModel):
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one delivery attempt.")
 
 
-class BatchSettings(BaseModel):
+class BatchSettings(Section):
     """`[batch]`: runs with `"priority": "batch"` call models through the providers' batch APIs."""
-
-    model_config = ConfigDict(extra="forbid")
 
     collect_seconds: float = Field(
         10.0, gt=0, description="How long calls are collected before they are sent as one batch."

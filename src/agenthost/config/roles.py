@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from agenthost.config.base import Section
 
 __all__ = [
     "BUILTIN_ROLES",
@@ -53,7 +55,7 @@ def needs_approval(risk: str) -> bool:
     return risk_rank(risk) > risk_rank("low")
 
 
-class Role(BaseModel):
+class Role(Section):
     """`[roles.<name>]`: what callers with this role may do."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
