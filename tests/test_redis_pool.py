@@ -8,11 +8,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agenthost.costs.budget_stores import Counter
 from agenthost.costs.budgets import budget_store
 from agenthost.gateway.models import stores
 from agenthost.settings import Settings
 from agenthost.storage.engine import create_app_engine, database_urls
+from agenthost.storage.protocols import BudgetCounter
 from tests.harness import REDIS_URL
 
 CALLS = 300
@@ -30,7 +30,7 @@ async def test_budget_reservations_past_the_pool_size_wait_for_a_connection(
     config = settings(redis_prefix, max_connections=4)
     engine = create_app_engine(database_urls(f"sqlite:///{tmp_path / 'a.db'}"))
     store = budget_store(config, engine)
-    counter = Counter("user:u1:day:test", 10 * CALLS, datetime.now(UTC) + timedelta(hours=1))
+    counter = BudgetCounter("user:u1:day:test", 10 * CALLS, datetime.now(UTC) + timedelta(hours=1))
     try:
         refused = await asyncio.gather(*(store.reserve([counter], 10) for _ in range(CALLS)))
         assert refused == [None] * CALLS

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "ERASED",
     "SAVINGS",
     "TERMINAL_STATUSES",
     "Attribution",
@@ -94,6 +95,9 @@ CostStatus = Literal["none", "priced", "free", "cached", "unknown_model", "parti
 """How a cost was established: `priced` (from a price list), `free` (the local model), `cached`
 (answered by agenthost's response cache), `unknown_model` (no price known: amount 0, never a
 silent zero), `partial` (some calls of a run were priced, some unknown), `none` (no call yet)."""
+
+ERASED = "[erased]"
+"""What replaces erased free text (and an erased user's id in the audit log)."""
 
 SAVINGS = ("routing", "response_cache", "prompt_cache", "batch")
 """The reasons a call can cost less than list price on the agent's own model (`Savings`)."""

@@ -19,13 +19,16 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 from agenthost.costs.alerts import Alerts
-from agenthost.costs.budget_stores import BudgetStore, RedisBudgetStore, SqlBudgetStore
 from agenthost.costs.budgets import Budgets
 from agenthost.errors import BudgetExceededError
 from agenthost.settings import Settings
 from agenthost.storage.alerts import AlertStore
+from agenthost.storage.budgets_redis import RedisBudgetStore
+from agenthost.storage.budgets_sql import SqlBudgetStore
 from agenthost.storage.engine import create_app_engine, database_urls
 from agenthost.storage.migrate import upgrade
+from agenthost.storage.protocols import BudgetCounterStore
+from agenthost.storage.redis_client import RedisKeys
 from agenthost.storage.tables import budget_counters
 from tests.harness import REDIS_URL
 
@@ -38,16 +41,18 @@ def settings(daily_usd: float | None = LIMIT_USD) -> Settings:
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-async def parts(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[BudgetStore, Alerts]]:
+async def parts(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[BudgetCounterStore, Alerts]]:
     urls = database_urls(f"sqlite:///{tmp_path / 'a.db'}")
     upgrade(urls)
     engine = create_app_engine(urls)
     client = None
-    store: BudgetStore
+    store: BudgetCounterStore
     if request.param == "redis":
         prefix = request.getfixturevalue("redis_prefix")
         client = aioredis.Redis.from_url(REDIS_URL)
-        store = RedisBudgetStore(client, prefix)
+        store = RedisBudgetStore(client, RedisKeys(prefix))
     else:
         store = SqlBudgetStore(engine)
     try:
@@ -82,7 +87,7 @@ async def test_a_call_is_settled_before_it_returns_even_on_a_busy_database(tmp_p
 
 
 async def test_refused_while_an_earlier_call_was_unsettled_then_refused_at_the_door(
-    parts: tuple[BudgetStore, Alerts],
+    parts: tuple[BudgetCounterStore, Alerts],
 ) -> None:
     store, alerts = parts
     budgets = Budgets(settings(), store, alerts)
@@ -108,7 +113,7 @@ async def test_refused_while_an_earlier_call_was_unsettled_then_refused_at_the_d
 
 
 async def test_refused_in_a_run_then_refused_at_the_door_for_a_smaller_estimate(
-    parts: tuple[BudgetStore, Alerts],
+    parts: tuple[BudgetCounterStore, Alerts],
 ) -> None:
     store, alerts = parts
     budgets = Budgets(settings(), store, alerts)
@@ -123,7 +128,7 @@ async def test_refused_in_a_run_then_refused_at_the_door_for_a_smaller_estimate(
         await budgets.ensure_open("plain", "u1", 800)
 
 
-async def test_calls_without_a_budget_write_nothing(parts: tuple[BudgetStore, Alerts]) -> None:
+async def test_calls_without_a_budget_write_nothing(parts: tuple[BudgetCounterStore, Alerts]) -> None:
     store, alerts = parts
     budgets = Budgets(settings(None), store, alerts)
     await budgets.ensure_open("plain", "u1", 10**12)

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 from agenthost.cli.audit import audit_app
 from agenthost.security.audit import ERASED, GENESIS, AuditLog
 from agenthost.security.audit_chain import entry_hash
+from agenthost.storage.audit import AuditStore
 from agenthost.storage.engine import create_app_engine, create_sync_engine, database_urls
 from agenthost.storage.migrate import upgrade
 from agenthost.storage.tables import audit_head, audit_log, audit_meta
@@ -60,7 +61,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def _with_log(url: str, work: Any) -> Any:
     engine = create_app_engine(database_urls(url))
     try:
-        return await work(AuditLog(engine))
+        return await work(AuditLog(AuditStore(engine)))
     finally:
         await engine.dispose()
 
@@ -121,11 +122,12 @@ async def test_appends_from_two_processes_serialise(db_url: str, tmp_path: Path)
             """
             import asyncio, sys
             from agenthost.security.audit import AuditLog
+            from agenthost.storage.audit import AuditStore
             from agenthost.storage.engine import create_app_engine, database_urls
 
             async def main(url, name):
                 engine = create_app_engine(database_urls(url))
-                log = AuditLog(engine)
+                log = AuditLog(AuditStore(engine))
                 for batch in range(10):
                     await asyncio.gather(*(
                         log.append("key.created", actor=name, actor_user=None, target=f"{name}-{batch}-{i}")

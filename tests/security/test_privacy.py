@@ -38,6 +38,7 @@ from agenthost.security.privacy import (
     tenant_index_key,
 )
 from agenthost.security.scrub import DBOS_SCHEMA
+from agenthost.storage.audit import AuditStore
 from agenthost.storage.engine import (
     DatabaseURLs,
     create_app_engine,
@@ -156,7 +157,7 @@ def _steps(client: httpx.Client, run_id: str) -> list[tuple[Any, ...]]:
 async def _seed_side_data(urls: DatabaseURLs, users: dict[str, str]) -> None:
     """Cached answers (as the cache stores write them) and audit entries, for each user."""
     engine = create_app_engine(urls)
-    log = AuditLog(engine)
+    log = AuditLog(AuditStore(engine))
     expires = datetime.now(UTC) + timedelta(hours=1)
     async with engine.begin() as conn:
         for user, words in users.items():
@@ -191,7 +192,9 @@ async def _seed_side_data(urls: DatabaseURLs, users: dict[str, str]) -> None:
 async def _erase(urls: DatabaseURLs, user: str, **kwargs: Any) -> Any:
     engine = create_app_engine(urls)
     try:
-        return await erase_user(engine, urls, user, audit=AuditLog(engine), actor="admin-key", **kwargs)
+        return await erase_user(
+            engine, urls, user, audit=AuditLog(AuditStore(engine)), actor="admin-key", **kwargs
+        )
     finally:
         await engine.dispose()
 
@@ -199,7 +202,7 @@ async def _erase(urls: DatabaseURLs, user: str, **kwargs: Any) -> Any:
 async def _verify(urls: DatabaseURLs) -> Any:
     engine = create_app_engine(urls)
     try:
-        return await AuditLog(engine).verify()
+        return await AuditLog(AuditStore(engine)).verify()
     finally:
         await engine.dispose()
 
@@ -347,7 +350,7 @@ def test_erasure_removes_everything_of_one_user_and_nothing_else(
 async def _retention(urls: DatabaseURLs, settings: RetentionSettings, **kwargs: Any) -> dict[str, int]:
     engine = create_app_engine(urls)
     try:
-        return await enforce_retention(engine, urls, settings, audit=AuditLog(engine), **kwargs)
+        return await enforce_retention(engine, urls, settings, audit=AuditLog(AuditStore(engine)), **kwargs)
     finally:
         await engine.dispose()
 
@@ -466,7 +469,7 @@ async def _seed_retention(engine: Any, log: AuditLog, audit_days: int) -> dateti
 
 async def test_retention_deletes_and_scrubs_only_what_is_older(fresh_urls: DatabaseURLs) -> None:
     engine = create_app_engine(fresh_urls)
-    log = AuditLog(engine)
+    log = AuditLog(AuditStore(engine))
     try:
         audit_days = 10
         run_now = await _seed_retention(engine, log, audit_days)
@@ -551,6 +554,7 @@ def test_retention_job_runs_as_a_scheduled_durable_workflow(tmp_path: Path) -> N
             import sqlalchemy as sa
             from dbos import DBOS
             from agenthost.security.audit import AuditLog
+            from agenthost.storage.audit import AuditStore
             from agenthost.config.security import RetentionSettings
             from agenthost.security.privacy import (
                 RetentionJob, register_retention_job, schedule_retention_job
@@ -571,7 +575,7 @@ def test_retention_job_runs_as_a_scheduled_durable_workflow(tmp_path: Path) -> N
                 DBOS(config={"name": "retention-test", "system_database_url": urls.dbos_url,
                              "system_database_engine": create_dbos_engine(urls), "run_migrations": True})
                 settings = RetentionSettings(schedule="* * * * * *")
-                register_retention_job(RetentionJob(engine, urls, settings, AuditLog(engine)))
+                register_retention_job(RetentionJob(engine, urls, settings, AuditLog(AuditStore(engine))))
                 DBOS.launch()
                 await schedule_retention_job(settings.schedule)
                 deadline = time.monotonic() + 60

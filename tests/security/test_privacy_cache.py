@@ -16,6 +16,7 @@ from agenthost.gateway.cache import CacheModel, RedisCacheStore, SqlCacheStore, 
 from agenthost.gateway.semantic import RedisSemanticStore, SemanticCache, SqlSemanticStore
 from agenthost.security.audit import AuditLog
 from agenthost.security.privacy import erase_user
+from agenthost.storage.audit import AuditStore
 from agenthost.storage.engine import create_app_engine, database_urls
 from agenthost.storage.migrate import upgrade
 from tests.harness import REDIS_URL
@@ -64,7 +65,7 @@ async def test_erasure_removes_the_users_cached_answers(tmp_path: Path, backend:
             engine,
             urls,
             "alice",
-            audit=AuditLog(engine),
+            audit=AuditLog(AuditStore(engine)),
             actor="admin-key",
             redis=client,
             redis_prefix=prefix,
@@ -73,7 +74,7 @@ async def test_erasure_removes_the_users_cached_answers(tmp_path: Path, backend:
             engine,
             urls,
             "alice",
-            audit=AuditLog(engine),
+            audit=AuditLog(AuditStore(engine)),
             actor="admin-key",
             redis=client,
             redis_prefix=prefix,

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from agenthost.cli.common import ConfigOption, err, fail, open_database, out
 from agenthost.security.audit import AuditEntry, AuditLog, VerifyReport
+from agenthost.storage.audit import AuditStore
 
 audit_app = typer.Typer(help="The audit log: verify its hash chain, list entries.", no_args_is_help=True)
 
@@ -49,7 +50,7 @@ def verify(
 
     async def go() -> VerifyReport:
         async with open_database(config) as (_settings, engine):
-            return await AuditLog(engine).verify(expect=anchor)
+            return await AuditLog(AuditStore(engine)).verify(expect=anchor)
 
     report = asyncio.run(go())
     if as_json:
@@ -122,7 +123,7 @@ def list_entries(  # noqa: PLR0917 - one option per filter
 
     async def go() -> list[AuditEntry]:
         async with open_database(config) as (_settings, engine):
-            return await AuditLog(engine).list(
+            return await AuditLog(AuditStore(engine)).list(
                 since=start, until=end, action=action, actor_user=user, limit=limit, before_seq=before_seq
             )
 

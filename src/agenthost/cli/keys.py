@@ -17,6 +17,7 @@ from agenthost.config.roles import resolve_roles
 from agenthost.errors import AgentHostError
 from agenthost.security.audit import AuditLog
 from agenthost.security.keys import KeyManager, KeyRateLimits, KeySpec
+from agenthost.storage.audit import AuditStore
 from agenthost.storage.keys import KeyStore
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ keys_app = typer.Typer(help="API keys: create (shown once), list, revoke, rotate
 
 
 async def _audit(engine: AsyncEngine, action: str, key_id: str, owner: str | None) -> None:
-    await AuditLog(engine).append(action, actor="cli", actor_user=None, subject_user=owner, target=key_id)
+    audit = AuditLog(AuditStore(engine))
+    await audit.append(action, actor="cli", actor_user=None, subject_user=owner, target=key_id)
 
 
 def _print_key(data: dict[str, Any], token: str | None, as_json: bool) -> None:

@@ -1,7 +1,8 @@
 """Budgets: spend per day and per month for everything together, each user and each agent.
 
 Before a model call, its estimated cost is reserved on every budget it counts against, all at
-once or not at all (`budget_stores.py`); when the call returns, the reservation becomes the real
+once or not at all (a `BudgetCounterStore`: `storage/budgets_sql.py`, or `storage/budgets_redis.py`
+with `[redis] url`); when the call returns, the reservation becomes the real
 cost before the call's step (or completion) ends. So concurrent calls, on any number of
 replicas, overshoot a budget by at most the difference between estimates and real costs of the
 calls in flight. A run asked for while a budget is already spent, or after it refused a call in
@@ -23,10 +24,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from agenthost.config.costs import BudgetLimit
-from agenthost.costs.budget_stores import BudgetStore, Counter, RedisBudgetStore, SqlBudgetStore
 from agenthost.errors import BudgetExceededError, BudgetUnavailableError
 from agenthost.records import Payer
-from agenthost.storage.redis_client import redis_client
+from agenthost.storage.budgets_redis import RedisBudgetStore
+from agenthost.storage.budgets_sql import SqlBudgetStore
+from agenthost.storage.protocols import BudgetCounter, BudgetCounterStore
+from agenthost.storage.redis_client import RedisKeys, redis_client
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,7 +49,7 @@ _HOURLY_READ_SECONDS = 5.0
 class Reservation:
     """What one call reserved, on which counters (none when unbudgeted)."""
 
-    counters: tuple[Counter, ...]
+    counters: tuple[BudgetCounter, ...]
     amount: int
 
 
@@ -67,7 +70,7 @@ def _usd(nanousd: int) -> str:
 class Budgets:
     """Reserves, settles and checks spend against `[budgets]`, and fires spend alerts."""
 
-    def __init__(self, settings: Settings, store: BudgetStore, alerts: Alerts) -> None:
+    def __init__(self, settings: Settings, store: BudgetCounterStore, alerts: Alerts) -> None:
         self.settings = settings.budgets
         self.alert_settings = settings.alerts
         self.store = store
@@ -78,7 +81,7 @@ class Budgets:
 
     def counters(
         self, agent: str | None, user: str | None, now: datetime | None = None, payer: Payer | None = None
-    ) -> list[Counter]:
+    ) -> list[BudgetCounter]:
         """The counters a call by `user` through `agent` (with `payer`'s key and team) counts
         against (limited ones, and the ones only)."""
         now = now or datetime.now(UTC)
@@ -97,7 +100,7 @@ class Budgets:
             for period, (suffix, expires) in _periods(now).items():
                 usd = limit.daily_usd if period == "daily" else limit.monthly_usd
                 if usd is not None:
-                    found.append(Counter(f"{scope}:{suffix}", round(usd * _NANO), expires))
+                    found.append(BudgetCounter(f"{scope}:{suffix}", round(usd * _NANO), expires))
         return found
 
     def _store_failed(self, exc: Exception) -> None:
@@ -107,8 +110,7 @@ class Budgets:
 
     async def purge_expired(self) -> None:
         """Drop counters of ended periods (database store; Redis expires them itself)."""
-        if isinstance(self.store, SqlBudgetStore):
-            await self.store.purge_expired()
+        await self.store.purge_expired()
 
     async def ensure_open(
         self, agent: str | None, user: str | None, amount: int = 0, payer: Payer | None = None
@@ -152,7 +154,7 @@ class Budgets:
                 await self._refused(refused)
         return Reservation(tuple(counters), amount)
 
-    async def _refused(self, counter: Counter) -> None:
+    async def _refused(self, counter: BudgetCounter) -> None:
         """A budget refused a call: it is used up (alerting at 100 % if that is a threshold)."""
         if any(threshold >= 1 for threshold in self.alert_settings.budget_thresholds):
             try:
@@ -206,7 +208,7 @@ class Budgets:
             await self.alerts.fire(f"hourly:{label}", "hourly_spend", message, {"spent_nanousd": spent})
             self._hourly_fired = hour
 
-    async def _alert(self, counter: Counter, spent: int) -> None:
+    async def _alert(self, counter: BudgetCounter, spent: int) -> None:
         if counter.limit is None:
             return
         for threshold in sorted(self.alert_settings.budget_thresholds):
@@ -219,17 +221,17 @@ class Budgets:
                 await self.alerts.fire(f"budget:{counter.key}:{percent}", "budget", message, data)
 
 
-def budget_store(settings: Settings, engine: AsyncEngine) -> BudgetStore:
+def budget_store(settings: Settings, engine: AsyncEngine) -> BudgetCounterStore:
     """Redis counters when `[redis] url` is set (shared by replicas), else the database's."""
     if settings.redis.url is None:
         return SqlBudgetStore(engine)
     client = redis_client(
         settings.redis.url.get_secret_value(), max_connections=settings.redis.max_connections
     )
-    return RedisBudgetStore(client, settings.redis.key_prefix)
+    return RedisBudgetStore(client, RedisKeys(settings.redis.key_prefix))
 
 
-def _exhausted(counter: Counter) -> BudgetExceededError:
+def _exhausted(counter: BudgetCounter) -> BudgetExceededError:
     limit = counter.limit or 0
     return BudgetExceededError(
         f"budget {counter.key} ({_usd(limit)}) is spent", details={"limit": f"budget:{counter.key}"}

@@ -22,8 +22,8 @@ from pydantic_ai.usage import RequestUsage
 
 from agenthost.config.costs import RunLimits
 from agenthost.errors import BudgetExceededError
+from agenthost.gateway.chain import primary_model
 from agenthost.gateway.context import estimate_tokens
-from agenthost.gateway.models import primary_model
 from agenthost.gateway.pricing import PriceBook
 
 __all__ = ["BudgetExceededError", "Limits", "RunTotals", "effective_limits", "estimate_call"]

@@ -13,16 +13,17 @@ no known price saves 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic_ai.messages import ModelResponse
 from pydantic_ai.models import Model
 from pydantic_ai.usage import RequestUsage
 
-from agenthost.gateway.pricing import CACHE_PROVIDER, PriceBook
-from agenthost.records import SAVINGS
+from agenthost.gateway.pricing import CACHE_PROVIDER, PriceBook, call_fields
+from agenthost.records import SAVINGS, CallRecord, Cost, Savings
 
-__all__ = ["SAVINGS", "savings"]
+__all__ = ["SAVINGS", "call_record", "savings"]
 
 
 def _priced(prices: PriceBook, model: str, provider: str | None, usage: RequestUsage) -> int:
@@ -52,3 +53,23 @@ def savings(prices: PriceBook, primary: Model, response: ModelResponse, cost_nan
     found["prompt_cache"] = on_served - with_prompt_cache if with_prompt_cache else 0
     found["batch"] = max(with_prompt_cache - cost_nanousd, 0) if details.get("batch") else 0
     return found
+
+
+def call_record(
+    prices: PriceBook,
+    primary: Model,
+    response: ModelResponse,
+    *,
+    summaries: Sequence[ModelResponse] = (),
+    model_name: str = "",
+    duration_ms: float = 0.0,
+) -> CallRecord:
+    """What one model call produced, priced (with the context summaries made for it) and with its
+    savings against list price on `primary`: the one way every call is accounted."""
+    price = prices.total([prices.of(response, model_name), *(prices.of(summary) for summary in summaries)])
+    return CallRecord(
+        **call_fields(response),
+        cost=Cost(nanousd=price.nanousd, status=price.status),
+        saved=Savings(**savings(prices, primary, response, price.nanousd)),
+        duration_ms=duration_ms,
+    )

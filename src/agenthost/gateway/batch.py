@@ -9,7 +9,7 @@ How one call travels:
    call that would have been made.
 2. The `Batcher` collects bodies per configured model for `[batch] collect_seconds` (or until
    `max_requests`), then submits them as one provider batch. Each call's `custom_id` is its run
-   and step (`<run>-<step>`), and the `batch_requests` table maps it to the provider batch
+   and step (`<run>-<step>`), and `storage/batches.py` maps it to the provider batch
    *before* the call waits, so a run recovered after a crash finds its batch and waits for it
    instead of submitting again.
 3. One poller per provider batch asks for its status every `poll_seconds`; when it ends, every
@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx2
-import sqlalchemy as sa
 import structlog
 from dbos import DBOS
 from pydantic_ai import messages as _messages
@@ -38,12 +37,11 @@ from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agenthost.gateway.cache import CachedStreamedResponse
 from agenthost.gateway.models import build_provider_model, provider_client
 from agenthost.settings import Settings
-from agenthost.storage.tables import batch_requests as table
+from agenthost.storage.batches import BatchStore
 
 __all__ = ["BatchModel", "Batcher"]
 
@@ -84,10 +82,10 @@ def _answering(body: dict[str, Any], kept: dict[str, Any]) -> httpx2.AsyncClient
 class Batcher:
     """Collects batched calls, submits them per model, polls the batches, hands out results."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, store: BatchStore) -> None:
         self.settings = settings
         self.config = settings.batch
-        self.engine = engine
+        self.store = store
         self._pending: dict[str, list[tuple[str, dict[str, Any], asyncio.Future[str]]]] = {}
         self._flushers: dict[str, asyncio.Task[None]] = {}
         self._pollers: dict[str, asyncio.Task[None]] = {}
@@ -130,14 +128,9 @@ class Batcher:
         model = build_provider_model(cfg, self.settings.local, _answering(answer, {}))
         return await model.request(messages, settings, parameters)
 
-    async def _row(self, custom_id: str) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(table).where(table.c.custom_id == custom_id))).first()
-        return None if row is None else dict(row._mapping)  # noqa: SLF001 - SQLAlchemy's row mapping
-
     async def call(self, name: str, custom_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """The provider's result for this call: `{"ok": True, "body": ...}` or `{"ok": False, ...}`."""
-        row = await self._row(custom_id)
+        row = await self.store.get(custom_id)
         if row is None:
             future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
             self._pending.setdefault(name, []).append((custom_id, body, future))
@@ -171,13 +164,7 @@ class Batcher:
             return
         try:
             batch_id = await self._submit(name, [(custom_id, body) for custom_id, body, _ in taken])
-            now = datetime.now(UTC)
-            rows = [
-                {"custom_id": cid, "model": name, "batch_id": batch_id, "result": None, "created_at": now}
-                for cid, _, _ in taken
-            ]
-            async with self.engine.begin() as conn:
-                await conn.execute(table.insert(), rows)
+            await self.store.submitted(name, batch_id, [cid for cid, _, _ in taken], datetime.now(UTC))
         except Exception as exc:
             for _, _, future in taken:
                 if not future.done():
@@ -213,11 +200,7 @@ class Batcher:
             # Polling a remote batch: there is no event to wait for.
             while (results := await self._results(name, batch_id)) is None:  # noqa: ASYNC110
                 await asyncio.sleep(self.config.poll_seconds)
-            async with self.engine.begin() as conn:
-                for custom_id, result in results.items():
-                    await conn.execute(
-                        table.update().where(table.c.custom_id == custom_id).values(result=result)
-                    )
+            await self.store.store_results(results)
             _log.info("batch_ended", model=name, batch_id=batch_id, results=len(results))
             for custom_id, (waited, waiter) in list(self._waiters.items()):
                 if waited == batch_id and not waiter.done():

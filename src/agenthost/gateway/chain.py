@@ -31,7 +31,7 @@ from agenthost.gateway.metering import MeteredModel
 from agenthost.gateway.pricing import PriceBook
 from agenthost.gateway.retry import RetryModel, RetryPolicy
 
-__all__ = ["AllModelsUnavailableError", "ChainModel", "guard"]
+__all__ = ["AllModelsUnavailableError", "ChainModel", "guard", "primary_model"]
 
 DEGRADED_MODEL_NAME = "agenthost:degraded"
 
@@ -119,3 +119,14 @@ def _stream_text(text: str) -> Any:
         yield text
 
     return stream
+
+
+def primary_model(model: Model) -> Model:
+    """The provider model a gateway model calls first (through wrappers and fallback chains)."""
+    while True:
+        if isinstance(model, WrapperModel):
+            model = model.wrapped
+        elif isinstance(model, FallbackModel):
+            model = model.models[0]
+        else:
+            return model

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydantic_ai.models import Model, infer_model
-from pydantic_ai.models.fallback import FallbackModel
-from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
 from agenthost.config.models import LocalModelSettings, ModelConfig
@@ -38,17 +36,6 @@ __all__ = ["Gateway", "ResolvedModel", "build_provider_model", "env_secret"]
 
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-
-
-def primary_model(model: Model) -> Model:
-    """The provider model a gateway model calls first (through wrappers and fallback chains)."""
-    while True:
-        if isinstance(model, WrapperModel):
-            model = model.wrapped
-        elif isinstance(model, FallbackModel):
-            model = model.models[0]
-        else:
-            return model
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from agenthost.costs.guard import RunTotals, effective_limits
 from agenthost.errors import BudgetExceededError, ModelError, ToolError
 from agenthost.gateway.batch import BatchModel
 from agenthost.gateway.cache import cache_scope
-from agenthost.gateway.models import primary_model
+from agenthost.gateway.chain import primary_model
 from agenthost.gateway.pricing import CostStatus
 from agenthost.observability.metrics import RUNS_FINISHED
 from agenthost.runtime.approvals import await_approvals

@@ -18,20 +18,19 @@ last deleted entry) in the head row, recorded by an `audit.purged` entry; `verif
 What this cannot catch: someone able to write the database who rewrites the whole chain and the
 head consistently (with the secret, which lives in the same database). Export the head (`agenthost
 audit verify` prints it) to a place they cannot write, and check it later with `--expect`.
+
+This module and `audit_chain.py` hold the chain's rules; the tables and every statement on them
+are `agenthost.storage.audit.AuditStore`'s.
 """
 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
-
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from agenthost.errors import AuditIntegrityError
 from agenthost.security.audit_chain import (
@@ -47,7 +46,10 @@ from agenthost.security.audit_chain import (
     entry_hash,
     plain_json,
 )
-from agenthost.storage.tables import audit_head, audit_log, audit_meta, row_dict
+from agenthost.storage.audit import AuditRow, AuditStore
+
+if TYPE_CHECKING:
+    from agenthost.storage.audit import AuditHead
 
 __all__ = [
     "ERASED",
@@ -60,8 +62,6 @@ __all__ = [
     "VerifyReport",
     "actor_fields",
 ]
-
-_SECRET_KEY = "hmac_secret"  # noqa: S105 - the row name, not a secret  # pragma: allowlist secret
 
 
 class Actor(TypedDict):
@@ -130,54 +130,52 @@ class AuditEntry:
         }
 
 
-def _entry(row: Mapping[str, Any]) -> AuditEntry:
+def _entry(row: AuditRow) -> AuditEntry:
     return AuditEntry(
-        seq=row["seq"],
-        created_at=row["created_at"],
-        action=row["action"],
-        actor=row["actor"],
-        actor_user=row["actor_user"],
-        subject_user=row["subject_user"],
-        target=row["target"],
-        details=row["details"],
-        model=row["model"],
-        prompt_version=row["prompt_version"],
-        request_id=row["request_id"],
-        dedupe_key=row["dedupe_key"],
-        prev_hash=row["prev_hash"],
-        hash=row["hash"],
+        seq=row.seq,
+        created_at=row.created_at,
+        action=row.action,
+        actor=row.actor,
+        actor_user=row.actor_user,
+        subject_user=row.subject_user,
+        target=row.target,
+        details=row.details,
+        model=row.model,
+        prompt_version=row.prompt_version,
+        request_id=row.request_id,
+        dedupe_key=row.dedupe_key,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
     )
+
+
+def _erasure(row: AuditRow, user_digest: str) -> dict[str, Any]:
+    """What erasing the user with `user_digest` blanks in `row` (nothing when already done)."""
+    values: dict[str, Any] = {}
+    if row.actor_user_digest == user_digest and row.actor_user != ERASED:
+        values["actor_user"] = ERASED
+    if row.subject_user_digest == user_digest and row.subject_user != ERASED:
+        values["subject_user"] = ERASED
+    # An earlier erasure record of the same user keeps its counts (they name nobody).
+    if row.action != ERASURE_ACTION and row.details != ERASED:
+        values["details"] = ERASED
+    return values
 
 
 class AuditLog:
     """Appends, lists, verifies, anonymises and purges audit entries (SQLite and Postgres)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, store: AuditStore) -> None:
+        self.store = store
         self._secret: bytes | None = None
 
     # -- keyed digests -------------------------------------------------------------------------
 
     async def _key(self) -> bytes:
         if self._secret is None:
-            async with self.engine.begin() as conn:
-                self._secret = await self._load_secret(conn)
+            # First use: processes may race; the store keeps the first secret and all read it.
+            self._secret = bytes.fromhex(await self.store.secret(secrets.token_hex(32)))
         return self._secret
-
-    @staticmethod
-    async def _load_secret(conn: AsyncConnection) -> bytes:
-        query = sa.select(audit_meta.c.value).where(audit_meta.c.key == _SECRET_KEY)
-        value = await conn.scalar(query)
-        if value is None:
-            # First use: processes may race; the primary key keeps the first and all read it.
-            insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(audit_meta)
-            await conn.execute(
-                insert.values(key=_SECRET_KEY, value=secrets.token_hex(32)).on_conflict_do_nothing(
-                    index_elements=["key"]
-                )
-            )
-            value = await conn.scalar(query)
-        return bytes.fromhex(str(value))
 
     async def user_digest(self, user_id: str) -> str:
         """The keyed digest that stands for `user_id` in the chain (and after erasure)."""
@@ -209,17 +207,14 @@ class AuditLog:
                 msg = f"{name} {ERASED!r} is reserved for erased users"
                 raise ValueError(msg)
         key = await self._key()
-        async with self.engine.begin() as conn:
-            head = await self._lock_head(conn)
+        async with self.store.transaction() as tx:
             if dedupe_key is not None:
-                existing = (
-                    await conn.execute(sa.select(audit_log).where(audit_log.c.dedupe_key == dedupe_key))
-                ).one_or_none()
+                existing = await tx.find(dedupe_key)
                 if existing is not None:
-                    return _entry(row_dict(existing))
+                    return _entry(existing)
             row = self._new_row(
                 key,
-                head,
+                tx.head,
                 action=action,
                 actor=actor,
                 actor_user=actor_user,
@@ -231,27 +226,13 @@ class AuditLog:
                 request_id=request_id,
                 dedupe_key=dedupe_key,
             )
-            await self._write(conn, row)
+            await tx.append(row)
         return _entry(row)
-
-    async def _lock_head(self, conn: AsyncConnection) -> dict[str, Any]:
-        # A write first: on Postgres it locks the head row until commit; on SQLite it takes the
-        # database's write lock before anything is read (so no other append reads the same head).
-        locked = await conn.execute(
-            audit_head.update().where(audit_head.c.id == 1).values(seq=audit_head.c.seq)
-        )
-        if locked.rowcount != 1:
-            msg = (
-                "the audit log's head row is missing: the log was tampered with or not migrated; "
-                "run `agenthost audit verify`"
-            )
-            raise AuditIntegrityError(msg)
-        return row_dict((await conn.execute(sa.select(audit_head).where(audit_head.c.id == 1))).one())
 
     def _new_row(
         self,
         key: bytes,
-        head: dict[str, Any],
+        head: AuditHead,
         *,
         action: str,
         actor: str,
@@ -264,11 +245,11 @@ class AuditLog:
         request_id: str | None,
         dedupe_key: str | None,
         erased_subject: bool = False,
-    ) -> dict[str, Any]:
+    ) -> AuditRow:
         plain = plain_json(details or {})
         subject_digest = None if subject_user is None else digest(key, "user", subject_user)
         row: dict[str, Any] = {
-            "seq": int(head["seq"]) + 1,
+            "seq": head.seq + 1,
             "created_at": datetime.now(UTC),
             "action": action,
             "actor": actor,
@@ -283,19 +264,9 @@ class AuditLog:
             "prompt_version": prompt_version,
             "request_id": request_id,
             "dedupe_key": dedupe_key,
-            "prev_hash": head["hash"],
+            "prev_hash": head.hash,
         }
-        row["hash"] = entry_hash(head["hash"], row)
-        return row
-
-    @staticmethod
-    async def _write(conn: AsyncConnection, row: dict[str, Any]) -> None:
-        await conn.execute(audit_log.insert().values(**row))
-        await conn.execute(
-            audit_head.update()
-            .where(audit_head.c.id == 1)
-            .values(seq=row["seq"], hash=row["hash"], updated_at=row["created_at"])
-        )
+        return AuditRow(**row, hash=entry_hash(head.hash, row))
 
     # -- read ---------------------------------------------------------------------------------
 
@@ -312,35 +283,23 @@ class AuditLog:
     ) -> builtins.list[AuditEntry]:
         """Entries, newest first. `action` ending in `.` or `*` matches a prefix (`run.*`).
         `actor_user`/`subject_user` match by digest, so erased entries of a known id are found too."""
-        statement = sa.select(audit_log)
-        if since is not None:
-            statement = statement.where(audit_log.c.created_at >= since)
-        if until is not None:
-            statement = statement.where(audit_log.c.created_at < until)
-        if action is not None:
-            if action.endswith(("*", ".")):
-                statement = statement.where(
-                    audit_log.c.action.startswith(action.rstrip("*"), autoescape=True)
-                )
-            else:
-                statement = statement.where(audit_log.c.action == action)
-        if actor_user is not None:
-            statement = statement.where(audit_log.c.actor_user_digest == await self.user_digest(actor_user))
-        if subject_user is not None:
-            statement = statement.where(
-                audit_log.c.subject_user_digest == await self.user_digest(subject_user)
-            )
-        if before_seq is not None:
-            statement = statement.where(audit_log.c.seq < before_seq)
-        statement = statement.order_by(audit_log.c.seq.desc()).limit(max(1, min(limit, 1000)))
-        async with self.engine.connect() as conn:
-            return [_entry(row_dict(row)) for row in await conn.execute(statement)]
+        prefix = action.rstrip("*") if action is not None and action.endswith(("*", ".")) else None
+        rows = await self.store.page(
+            since=since,
+            until=until,
+            action=action if prefix is None else None,
+            action_prefix=prefix,
+            actor_user_digest=None if actor_user is None else await self.user_digest(actor_user),
+            subject_user_digest=None if subject_user is None else await self.user_digest(subject_user),
+            before_seq=before_seq,
+            limit=max(1, min(limit, 1000)),
+        )
+        return [_entry(row) for row in rows]
 
     async def head(self) -> dict[str, Any] | None:
         """The head row: last `seq` and `hash`, and the retention anchor."""
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(audit_head).where(audit_head.c.id == 1))).one_or_none()
-        return None if row is None else row_dict(row)
+        head = await self.store.head()
+        return None if head is None else dataclasses.asdict(head)
 
     # -- verify -------------------------------------------------------------------------------
 
@@ -351,15 +310,9 @@ class AuditLog:
         covered by the retention anchor).
         """
         key = await self._key()
-        async with self.engine.connect() as connection:
-            # One read transaction: a consistent snapshot while appends and purges go on.
-            if self.engine.dialect.name == "postgresql":
-                conn = await connection.execution_options(isolation_level="REPEATABLE READ")
-                await conn.begin()
-            else:
-                conn = connection
-                await conn.exec_driver_sql("BEGIN")
-            return await ChainVerifier(conn, key, expect).run()
+        # One read transaction: a consistent snapshot while appends and purges go on.
+        async with self.store.snapshot() as snapshot:
+            return await ChainVerifier(snapshot, key, expect).run()
 
     # -- erasure and retention ----------------------------------------------------------------
 
@@ -380,12 +333,16 @@ class AuditLog:
         """
         key = await self._key()
         user_digest = digest(key, "user", user_id)
-        async with self.engine.begin() as conn:
-            head = await self._lock_head(conn)
-            count = await self._anonymise(conn, user_digest)
+        async with self.store.transaction() as tx:
+            count = 0
+            for about in await tx.about(user_digest):
+                values = _erasure(about, user_digest)
+                if values:
+                    await tx.anonymise(about.seq, values)
+                    count += 1
             row = self._new_row(
                 key,
-                head,
+                tx.head,
                 action=ERASURE_ACTION,
                 actor=actor,
                 actor_user=actor_user,
@@ -398,77 +355,35 @@ class AuditLog:
                 dedupe_key=None,
                 erased_subject=True,
             )
-            await self._write(conn, row)
+            await tx.append(row)
         return count, _entry(row)
-
-    @staticmethod
-    async def _anonymise(conn: AsyncConnection, user_digest: str) -> int:
-        about = sa.or_(
-            audit_log.c.actor_user_digest == user_digest, audit_log.c.subject_user_digest == user_digest
-        )
-        rows = await conn.execute(
-            sa.select(
-                audit_log.c.seq,
-                audit_log.c.action,
-                audit_log.c.actor_user,
-                audit_log.c.actor_user_digest,
-                audit_log.c.subject_user,
-                audit_log.c.subject_user_digest,
-                audit_log.c.details,
-            ).where(about)
-        )
-        count = 0
-        for row in rows.all():
-            values: dict[str, Any] = {}
-            if row.actor_user_digest == user_digest and row.actor_user != ERASED:
-                values["actor_user"] = ERASED
-            if row.subject_user_digest == user_digest and row.subject_user != ERASED:
-                values["subject_user"] = ERASED
-            # An earlier erasure record of the same user keeps its counts (they name nobody).
-            if row.action != ERASURE_ACTION and row.details != ERASED:
-                values["details"] = ERASED
-            if values:
-                await conn.execute(audit_log.update().where(audit_log.c.seq == row.seq).values(**values))
-                count += 1
-        return count
 
     async def purge(self, before: datetime) -> int:
         """Delete the entries older than `before` (as one block from the oldest), move the anchor
         to the last one deleted and record that in an `audit.purged` entry; returns how many."""
         key = await self._key()
-        async with self.engine.begin() as conn:
-            head = await self._lock_head(conn)
-            last = await conn.scalar(
-                sa.select(sa.func.max(audit_log.c.seq)).where(audit_log.c.created_at < before)
-            )
-            if last is None:
+        async with self.store.transaction() as tx:
+            purged = await tx.purge_before(before)
+            if purged is None:
                 return 0
-            anchor_hash = await conn.scalar(sa.select(audit_log.c.hash).where(audit_log.c.seq == last))
-            deleted = await conn.execute(audit_log.delete().where(audit_log.c.seq <= last))
-            count = int(deleted.rowcount or 0)
-            await conn.execute(
-                audit_head.update()
-                .where(audit_head.c.id == 1)
-                .values(anchor_seq=last, anchor_hash=anchor_hash)
-            )
             row = self._new_row(
                 key,
-                head,
+                tx.head,
                 action=PURGE_ACTION,
                 actor="system",
                 actor_user=None,
                 subject_user=None,
                 target=None,
                 details={
-                    "deleted": count,
+                    "deleted": purged.count,
                     "before": before.astimezone(UTC).isoformat(),
-                    "anchor_seq": int(last),
-                    "anchor_hash": anchor_hash,
+                    "anchor_seq": purged.anchor_seq,
+                    "anchor_hash": purged.anchor_hash,
                 },
                 model=None,
                 prompt_version=None,
                 request_id=None,
                 dedupe_key=None,
             )
-            await self._write(conn, row)
-        return count
+            await tx.append(row)
+        return purged.count

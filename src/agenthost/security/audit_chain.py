@@ -12,12 +12,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from agenthost.storage.tables import audit_head, audit_log, row_dict
+if TYPE_CHECKING:
+    from agenthost.storage.audit import AuditRow, AuditSnapshot
 
 __all__ = [
     "ERASED",
@@ -40,7 +38,6 @@ GENESIS = "0" * 64
 """The `prev_hash` of the first entry."""
 ERASURE_ACTION = "data.erased"
 PURGE_ACTION = "audit.purged"
-_BATCH = 1000
 _MAX_PROBLEMS = 100
 
 
@@ -128,10 +125,10 @@ class VerifyReport:
 
 
 class ChainVerifier:
-    """One pass over the chain, on a connection inside a read snapshot (`AuditLog.verify`)."""
+    """One pass over the chain, inside a read snapshot (`AuditLog.verify`)."""
 
-    def __init__(self, conn: AsyncConnection, key: bytes, expect: tuple[int, str] | None) -> None:
-        self.conn = conn
+    def __init__(self, snapshot: AuditSnapshot, key: bytes, expect: tuple[int, str] | None) -> None:
+        self.snapshot = snapshot
         self.key = key
         self.expect = expect
         self.expected_hash: str | None = None
@@ -143,87 +140,70 @@ class ChainVerifier:
         """Check the head, every entry from the anchor on, and the records that vouch for erasures
         and for the anchor."""
         report = VerifyReport()
-        head = (await self.conn.execute(sa.select(audit_head).where(audit_head.c.id == 1))).one_or_none()
+        head = await self.snapshot.head()
         if head is None:
-            last = await self.conn.scalar(sa.select(sa.func.max(audit_log.c.seq)))
-            report.add(int(last or 0), "head_missing", "the head row (last seq and hash) was deleted")
-            first = await self.conn.execute(
-                sa.select(audit_log.c.seq, audit_log.c.prev_hash).order_by(audit_log.c.seq).limit(1)
-            )
-            start = first.one_or_none()
-            anchor_seq, anchor_hash = (
-                (0, GENESIS) if start is None else (int(start.seq) - 1, str(start.prev_hash))
-            )
+            last = await self.snapshot.last_seq()
+            report.add(last or 0, "head_missing", "the head row (last seq and hash) was deleted")
+            start = await self.snapshot.first()
+            anchor_seq, anchor_hash = (0, GENESIS) if start is None else (start[0] - 1, start[1])
         else:
-            report.head_seq, report.head_hash = int(head.seq), str(head.hash)
-            anchor_seq, anchor_hash = int(head.anchor_seq), str(head.anchor_hash)
+            report.head_seq, report.head_hash = head.seq, head.hash
+            anchor_seq, anchor_hash = head.anchor_seq, head.anchor_hash
         report.anchor_seq = anchor_seq
         expected_seq, prev = anchor_seq + 1, anchor_hash
         if self.expect is not None and self.expect[0] == anchor_seq:
             self.expected_hash = anchor_hash
-        after = anchor_seq
-        while True:
-            batch = (
-                await self.conn.execute(
-                    sa.select(audit_log)
-                    .where(audit_log.c.seq > after)
-                    .order_by(audit_log.c.seq)
-                    .limit(_BATCH)
+        async for row in self.snapshot.rows(after=anchor_seq):
+            seq = row.seq
+            if seq != expected_seq:
+                span = (
+                    f"entry {expected_seq}"
+                    if seq - 1 == expected_seq
+                    else f"entries {expected_seq}-{seq - 1}"
                 )
-            ).all()
-            for raw in batch:
-                row = row_dict(raw)
-                seq = int(row["seq"])
-                if seq != expected_seq:
-                    span = (
-                        f"entry {expected_seq}"
-                        if seq - 1 == expected_seq
-                        else f"entries {expected_seq}-{seq - 1}"
-                    )
-                    report.add(expected_seq, "deleted", f"{span} missing (deleted)")
-                self._check(row, prev, report)
-                report.checked += 1
-                prev, expected_seq = str(row["hash"]), seq + 1
-            if len(batch) < _BATCH:
-                break
-            after = int(batch[-1].seq)
+                report.add(expected_seq, "deleted", f"{span} missing (deleted)")
+            self._check(row, prev, report)
+            report.checked += 1
+            prev, expected_seq = row.hash, seq + 1
         if head is not None:
             self._check_head(report, expected_seq - 1, prev, anchor_hash)
         self._check_records(report)
         return report
 
-    def _check(self, row: dict[str, Any], prev: str, report: VerifyReport) -> None:
-        seq = int(row["seq"])
-        if row["prev_hash"] != prev:
+    def _check(self, row: AuditRow, prev: str, report: VerifyReport) -> None:
+        seq = row.seq
+        if row.prev_hash != prev:
             report.add(seq, "chain_broken", f"entry {seq} does not follow the entry before it")
         erased = self._check_personal(row, report)
-        if entry_hash(str(row["prev_hash"]), row) != row["hash"]:
+        if entry_hash(row.prev_hash, row.as_dict()) != row.hash:
             report.add(seq, "edited", f"entry {seq} was changed (its hash does not match its content)")
         if erased:
             self.erased_rows.append((seq, erased))
-        if row["action"] == ERASURE_ACTION and row["subject_user_digest"]:
-            self.erasures.add(str(row["subject_user_digest"]))
-        if row["action"] == PURGE_ACTION and isinstance(row["details"], dict):
-            self.purges.add((row["details"].get("anchor_seq"), row["details"].get("anchor_hash")))
+        if row.action == ERASURE_ACTION and row.subject_user_digest:
+            self.erasures.add(row.subject_user_digest)
+        if row.action == PURGE_ACTION and isinstance(row.details, dict):
+            self.purges.add((row.details.get("anchor_seq"), row.details.get("anchor_hash")))
         if self.expect is not None and self.expect[0] == seq:
-            self.expected_hash = str(row["hash"])
+            self.expected_hash = row.hash
 
-    def _check_personal(self, row: dict[str, Any], report: VerifyReport) -> set[str]:
+    def _check_personal(self, row: AuditRow, report: VerifyReport) -> set[str]:
         """Clear-text fields must match their digests; return the digests of erased fields."""
-        seq = int(row["seq"])
+        seq = row.seq
         erased: set[str] = set()
-        for name in ("actor_user", "subject_user"):
-            text, stored = row[name], row[f"{name}_digest"]
+        for name, text, stored in (
+            ("actor_user", row.actor_user, row.actor_user_digest),
+            ("subject_user", row.subject_user, row.subject_user_digest),
+        ):
             if text == ERASED and stored is not None:
                 erased.add(stored)
             elif (None if text is None else digest(self.key, "user", text)) != stored:
                 report.add(seq, "edited", f"entry {seq}: {name} was changed")
-        if row["details"] == ERASED:
-            named = {d for d in (row["actor_user_digest"], row["subject_user_digest"]) if d}
+        if row.details == ERASED:
+            named = {d for d in (row.actor_user_digest, row.subject_user_digest) if d}
             if not named:
                 report.add(seq, "edited", f"entry {seq}: details erased, but the entry names no user")
             erased |= named
-        elif details_digest(self.key, row["details"]) != row["details_digest"]:
+        elif details_digest(self.key, row.details) != row.details_digest:
             report.add(seq, "edited", f"entry {seq}: details were changed")
         return erased
 

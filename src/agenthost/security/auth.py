@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from agenthost.config.auth import AuthSettings
 from agenthost.config.roles import Role
 from agenthost.errors import ErrorCode, ForbiddenError, UnauthorizedError
-from agenthost.records import Payer
+from agenthost.records import Payer, Visibility
 from agenthost.security.jwt import JWTVerifier, looks_like_jwt
 from agenthost.security.keys import ApiKey, KeyManager, parse_key
 
@@ -101,28 +99,13 @@ class Principal:
             return requested
         raise ForbiddenError(f"this credential acts for user {self.user_id!r} only")
 
+    def visibility(self) -> Visibility:
+        """Which rows this caller may see, as a value stores apply (`records.Visibility`)."""
+        return Visibility(scope=self.role.sees, user_id=self.user_id, key_id=self.key_id, team=self.team)
+
     def sees(self, row: Mapping[str, Any]) -> bool:
         """Whether a run (or anything keyed like one: user_id, key_id, team) is visible to the caller."""
-        if self.role.sees == "all":
-            return True
-        if self.role.sees == "team" and self.team is not None and row.get("team") == self.team:
-            return True
-        if self.user_id is not None:
-            return row.get("user_id") == self.user_id
-        return self.key_id is not None and row.get("key_id") == self.key_id
-
-    def owner_clause(self, table: sa.Table) -> sa.ColumnElement[bool] | None:
-        """The SQL form of `sees` over a table with user_id / key_id / team columns; None = all."""
-        if self.role.sees == "all":
-            return None
-        own = (
-            table.c.user_id == self.user_id
-            if self.user_id is not None
-            else table.c.key_id == (self.key_id or "")
-        )
-        if self.role.sees == "team" and self.team is not None:
-            return sa.or_(own, table.c.team == self.team)
-        return own
+        return self.visibility().sees(row)
 
 
 class Authenticator:

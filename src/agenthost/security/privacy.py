@@ -251,7 +251,9 @@ async def enforce_retention(
     if settings.audit_days > 0:
         counts["audit_entries"] = await audit.purge(now - timedelta(days=settings.audit_days))
     if ledger_retention_days:
-        counts["ledger_rows"] = await LedgerStore(engine).purge(now - timedelta(days=ledger_retention_days))
+        counts["ledger_rows"] = (
+            await LedgerStore(engine).purge(now - timedelta(days=ledger_retention_days))
+        )["ledger_rows"]
     async with engine.begin() as conn:
         for table in (response_cache, semantic_cache):
             counts["cache_expired"] += int(

@@ -51,6 +51,8 @@ from agenthost.server.routes import (
 from agenthost.settings import Settings, load_settings
 from agenthost.storage.alerts import AlertStore
 from agenthost.storage.approvals import ApprovalStore
+from agenthost.storage.audit import AuditStore
+from agenthost.storage.batches import BatchStore
 from agenthost.storage.engine import DatabaseURLs, create_app_engine, database_urls
 from agenthost.storage.keys import KeyStore
 from agenthost.storage.migrate import upgrade
@@ -165,12 +167,12 @@ def _build_runtime(
         ThreadStore(engine),
         Budgets(settings, budget_store(settings, engine), alerts),
         alerts,
-        Batcher(settings, engine),
+        Batcher(settings, BatchStore(engine)),
         OutputRedaction(settings),
         RateLimiter(
             settings.rate_limits, redis_url, settings.redis.key_prefix, settings.redis.max_connections
         ),
-        AuditLog(engine),
+        AuditLog(AuditStore(engine)),
         Screener(settings.screening),
     )
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from agenthost.storage.base import Store
+from agenthost.records import Visibility
+from agenthost.storage.base import Store, visible
 from agenthost.storage.tables import approvals, row_dict, runs
 
 __all__ = ["ApprovalStore"]
@@ -77,12 +78,12 @@ class ApprovalStore(Store):
         agent: str | None,
         tool: str | None,
         limit: int,
-        run_owner: Any = None,
+        visibility: Visibility | None = None,
     ) -> list[dict[str, Any]]:
-        """Approvals, newest first; `run_owner` (a condition on `runs`) keeps those of visible runs."""
+        """Approvals, newest first; `visibility` keeps those of runs the caller may see."""
         statement = sa.select(approvals)
-        if run_owner is not None:
-            statement = statement.where(approvals.c.run_id.in_(sa.select(runs.c.id).where(run_owner)))
+        if (owned := visible(runs, visibility)) is not None:
+            statement = statement.where(approvals.c.run_id.in_(sa.select(runs.c.id).where(owned)))
         for column, value in (
             (approvals.c.status, status),
             (approvals.c.run_id, run_id),

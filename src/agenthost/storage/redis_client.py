@@ -70,7 +70,8 @@ class RedisKeys:
     def breaker_index(self) -> str:
         return f"{self.prefix}:breakers"
 
-    # -- budget counters: a hash (`s` spent, `r` reserved) per counter ------------------------
+    # -- budget counters: a hash per counter (`s` spent, `r` reserved, `c` closed: the limit it
+    #    had when it refused a reservation, so the refusal sticks until the period ends) ------
     def budget(self, counter: str) -> str:
         return f"{self.prefix}:budget:{counter}"
 

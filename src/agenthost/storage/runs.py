@@ -1,23 +1,41 @@
-"""Run records and run events, on SQLAlchemy Core (SQLite and Postgres share every query)."""
+"""Run records and run events, on SQLAlchemy Core (SQLite and Postgres share every query).
+
+Besides `runs` and `run_events`, a run's erasure and retention reach the approvals of its tool
+calls: they are scrubbed in the same transaction as the run (`erase_subject`, `purge`). A run's
+`data_key` (the key that seals what DBOS records of it) is read only by `start_info` and
+`data_key`, never returned with the row, and deleted with the run's content.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agenthost.storage.base import Store
+from agenthost.records import ACTIVE_STATUSES, ERASED, TERMINAL_STATUSES, Visibility
+from agenthost.storage.base import CHUNK, Store, chunks, visible
 from agenthost.storage.ledger import LedgerStore, rows_from_events
-from agenthost.storage.tables import row_dict, run_events, runs
+from agenthost.storage.protocols import Subject
+from agenthost.storage.scrub import scrub
+from agenthost.storage.tables import approvals, row_dict, run_events, runs
 
-__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "RunFilter", "RunStore"]
+__all__ = ["ACTIVE_STATUSES", "TERMINAL_STATUSES", "RunFilter", "RunStart", "RunStore"]
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "dead"})
-ACTIVE_STATUSES = frozenset({"queued", "running", "waiting_approval"})
+# Every column but the data key, which never travels with a run's row.
+_COLUMNS = tuple(column for column in runs.c if column.name != "data_key")
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    """What a run's workflow reads once when it starts executing."""
+
+    data_key: bytes | None
+    fork_step: int
+    thread_id: str | None
 
 
 @dataclass(frozen=True)
@@ -27,8 +45,8 @@ class RunFilter:
     status: str | None = None
     agent: str | None = None
     user_id: str | None = None
-    owner: Any = None
-    """A SQL condition limiting the rows to what the caller may see (None: all)."""
+    visibility: Visibility | None = None
+    """Which rows the caller may see (None: all)."""
     created_after: datetime | None = None
     created_before: datetime | None = None
     cursor: tuple[datetime, str] | None = None
@@ -46,23 +64,40 @@ class RunStore(Store):
             if inserted:
                 return row, True
             existing = (await conn.execute(sa.select(runs).where(runs.c.id == row["id"]))).one()
+            # The existing row with its data key: the caller seals what it hands DBOS with it.
             return row_dict(existing), False
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).one_or_none()
+            row = (await conn.execute(sa.select(*_COLUMNS).where(runs.c.id == run_id))).one_or_none()
         return None if row is None else row_dict(row)
 
+    async def data_key(self, run_id: str) -> bytes | None:
+        """The run's data key (None: the run does not exist, or its content was erased)."""
+        async with self.engine.connect() as conn:
+            key = await conn.scalar(sa.select(runs.c.data_key).where(runs.c.id == run_id))
+        return None if key is None else bytes(key)
+
+    async def start_info(self, run_id: str) -> RunStart | None:
+        """The data key, fork point and thread of a run, in one read."""
+        statement = sa.select(runs.c.data_key, runs.c.fork_step, runs.c.thread_id).where(runs.c.id == run_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(statement)).one_or_none()
+        if row is None:
+            return None
+        key, fork_step, thread_id = row
+        return RunStart(None if key is None else bytes(key), int(fork_step or 0), thread_id)
+
     async def list_runs(self, query: RunFilter) -> list[dict[str, Any]]:
-        statement = sa.select(runs)
+        statement = sa.select(*_COLUMNS)
         if query.status is not None:
             statement = statement.where(runs.c.status == query.status)
         if query.agent is not None:
             statement = statement.where(runs.c.agent == query.agent)
         if query.user_id is not None:
             statement = statement.where(runs.c.user_id == query.user_id)
-        if query.owner is not None:
-            statement = statement.where(query.owner)
+        if (owned := visible(runs, query.visibility)) is not None:
+            statement = statement.where(owned)
         if query.created_after is not None:
             statement = statement.where(runs.c.created_at >= query.created_after)
         if query.created_before is not None:
@@ -209,3 +244,103 @@ class RunStore(Store):
         )
         async with self.engine.connect() as conn:
             return [row_dict(row) for row in await conn.execute(statement)]
+
+    # -- erasure and retention ------------------------------------------------------------------
+
+    async def active_of(self, user_id: str) -> list[str]:
+        """Ids of the user's runs that have not ended."""
+        statement = sa.select(runs.c.id).where(runs.c.user_id == user_id, runs.c.status.in_(ACTIVE_STATUSES))
+        async with self.engine.connect() as conn:
+            return [str(run_id) for run_id in (await conn.scalars(statement)).all()]
+
+    async def erase_subject(self, subject: Subject) -> dict[str, int]:
+        """Scrub the user's finished runs (input, output, error, metadata, events, approvals),
+        delete their data keys (DBOS's records of them become unreadable) and replace the user's
+        id by its pseudonym; the rows stay with their cost and timings."""
+        statement = sa.select(runs.c.id).where(
+            runs.c.user_id == subject.user_id, runs.c.status.in_(TERMINAL_STATUSES)
+        )
+        async with self.engine.begin() as conn:
+            run_ids = [str(run_id) for run_id in (await conn.scalars(statement)).all()]
+            counts = await _scrub_runs(conn, run_ids, datetime.now(UTC), subject)
+            # The user's traces on runs that are not theirs (rare): approvals they asked or decided.
+            for column in (approvals.c.user_id, approvals.c.decided_by, approvals.c.decided_for):
+                await conn.execute(
+                    approvals.update()
+                    .where(column == subject.user_id)
+                    .values({column.name: subject.pseudonym})
+                )
+        return counts
+
+    async def purge(self, before: datetime) -> dict[str, int]:
+        """Scrub runs that ended before `before` (ids kept: the run is still accounted for)."""
+        ended = sa.func.coalesce(runs.c.completed_at, runs.c.created_at)
+        statement = (
+            sa.select(runs.c.id)
+            .where(
+                runs.c.scrubbed_at.is_(None),
+                runs.c.status.in_(TERMINAL_STATUSES),
+                runs.c.created_at < before,
+                ended < before,
+            )
+            .limit(CHUNK)
+        )
+        counts = {"runs_scrubbed": 0, "events": 0, "approvals": 0, "dbos_workflows_scrubbed": 0}
+        while True:
+            async with self.engine.begin() as conn:
+                run_ids = [str(run_id) for run_id in (await conn.scalars(statement)).all()]
+                if not run_ids:
+                    return counts
+                for key, value in (await _scrub_runs(conn, run_ids, datetime.now(UTC), None)).items():
+                    counts[key] += value
+
+
+async def _scrub_runs(
+    conn: AsyncConnection, run_ids: Sequence[str], at: datetime, subject: Subject | None
+) -> dict[str, int]:
+    """Scrub runs, their events and approvals inside the caller's transaction, and delete their
+    data keys. `dbos_workflows_scrubbed` counts the runs whose durable records this made
+    unreadable (they had a key)."""
+    user = None if subject is None else (subject.user_id, subject.pseudonym)
+    counts = {"runs_scrubbed": 0, "events": 0, "approvals": 0, "dbos_workflows_scrubbed": 0}
+    for chunk in chunks(run_ids):
+        rows = await conn.execute(
+            sa.select(
+                runs.c.id, runs.c.input, runs.c.output, runs.c.error, runs.c.metadata, runs.c.data_key
+            ).where(runs.c.id.in_(chunk))
+        )
+        for row in rows.all():
+            values: dict[str, Any] = {
+                "input": scrub(row.input, user=user) if isinstance(row.input, dict) else {"text": ERASED},
+                "output": None if row.output is None else ERASED,
+                "error": None if row.error is None else scrub(row.error, user=user),
+                "metadata": None if row.metadata is None else scrub(row.metadata, user=user),
+                "request_hash": None,
+                "scrubbed_at": at,
+                "data_key": None,
+            }
+            if subject is not None:
+                values.update(user_id=subject.pseudonym, thread_id=None)
+            await conn.execute(runs.update().where(runs.c.id == row.id).values(**values))
+            counts["runs_scrubbed"] += 1
+            counts["dbos_workflows_scrubbed"] += 1 if row.data_key is not None else 0
+        events = await conn.execute(
+            sa.select(run_events.c.run_id, run_events.c.seq, run_events.c.data).where(
+                run_events.c.run_id.in_(chunk)
+            )
+        )
+        for event in events.all():
+            await conn.execute(
+                run_events.update()
+                .where(run_events.c.run_id == event.run_id, run_events.c.seq == event.seq)
+                .values(data=scrub(event.data, user=user))
+            )
+            counts["events"] += 1
+        found = await conn.execute(
+            sa.select(approvals.c.id, approvals.c.reason).where(approvals.c.run_id.in_(chunk))
+        )
+        for approval in found.all():
+            update = {"args": ERASED, "reason": None if approval.reason is None else ERASED}
+            await conn.execute(approvals.update().where(approvals.c.id == approval.id).values(**update))
+            counts["approvals"] += 1
+    return counts

@@ -67,6 +67,8 @@ runs = sa.Table(
     sa.Column("team", sa.String(128)),
     # When the run's input, output, events and durable records were scrubbed (erasure, retention).
     sa.Column("scrubbed_at", UTCDateTime),
+    # The key that seals what the run keeps in DBOS's records; deleted with the run's content.
+    sa.Column("data_key", sa.LargeBinary),
     sa.Index("ix_runs_created", "created_at", "id"),
     sa.Index("ix_runs_status_created", "status", "created_at"),
     sa.Index("ix_runs_agent_created", "agent", "created_at"),

@@ -1,4 +1,8 @@
-"""Conversation threads: each run on a thread appends its new messages; the next run reads them all."""
+"""Conversation threads: each run on a thread appends its new messages; the next run reads them all.
+
+Erasure deletes the messages a user's runs added (call it before the runs lose the user's id);
+retention deletes messages older than the conversations' period.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agenthost.storage.base import Store
+from agenthost.storage.protocols import Subject
 from agenthost.storage.tables import row_dict, runs, thread_messages
 
 __all__ = ["ThreadStore"]
@@ -68,3 +73,26 @@ class ThreadStore(Store):
             await conn.execute(thread_messages.delete().where(thread_messages.c.thread_id == thread_id))
             await conn.execute(runs.update().where(runs.c.thread_id == thread_id).values(thread_id=None))
         return removed
+
+    async def erase_subject(self, subject: Subject) -> dict[str, int]:
+        """Delete the messages the user's runs added to their threads."""
+        theirs = sa.select(runs.c.id).where(runs.c.user_id == subject.user_id)
+        async with self.engine.begin() as conn:
+            found = await conn.execute(
+                sa.select(thread_messages.c.thread_id, thread_messages.c.messages).where(
+                    thread_messages.c.run_id.in_(theirs)
+                )
+            )
+            threads: set[str] = set()
+            messages = 0
+            for thread_id, chunk in found.all():
+                threads.add(thread_id)
+                messages += len(chunk or [])
+            await conn.execute(thread_messages.delete().where(thread_messages.c.run_id.in_(theirs)))
+        return {"threads": len(threads), "messages": messages}
+
+    async def purge(self, before: datetime) -> dict[str, int]:
+        """Delete messages added before `before` (rows, one per run)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(thread_messages.delete().where(thread_messages.c.created_at < before))
+        return {"thread_messages": int(result.rowcount or 0)}

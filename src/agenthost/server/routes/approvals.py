@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from agenthost.server.deps import PrincipalDep, RuntimeDep
 from agenthost.server.schemas import approval_view
-from agenthost.storage.tables import runs
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
 
@@ -34,7 +33,7 @@ async def list_approvals(  # noqa: PLR0917 - FastAPI maps each parameter to a qu
         agent=agent,
         tool=tool,
         limit=limit,
-        run_owner=principal.owner_clause(runs),
+        visibility=principal.visibility(),
     )
     redact = runtime.redaction.value
     data = [approval_view({**row, "args": redact(row["agent"], row["args"])}) for row in rows]

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from agenthost.costs.report import spend_report
 from agenthost.errors import ErrorCode, ForbiddenError, InvalidRequestError
 from agenthost.server.deps import PrincipalDep, RuntimeDep
-from agenthost.storage.tables import spend_ledger
+from agenthost.storage.ledger import LedgerStore
 
 router = APIRouter(prefix="/v1", tags=["costs"])
 
@@ -38,7 +38,7 @@ async def costs(
     if start is not None and end is not None and start >= end:
         msg = "`from` must be before `to`"
         raise InvalidRequestError(msg, code=ErrorCode.INVALID_RANGE)
-    return await spend_report(runtime.engine, start, end, principal.owner_clause(spend_ledger))
+    return await spend_report(LedgerStore(runtime.engine), start, end, principal.visibility())
 
 
 @router.get("/alerts")

@@ -35,9 +35,8 @@ from agenthost.errors import (
 )
 from agenthost.gateway.breaker import BreakerOpenError
 from agenthost.gateway.cache import cache_scope
-from agenthost.gateway.chain import AllModelsUnavailableError
+from agenthost.gateway.chain import AllModelsUnavailableError, primary_model
 from agenthost.gateway.context import ContextOverflowError, side_calls
-from agenthost.gateway.models import primary_model
 from agenthost.gateway.openai_format import (
     ChatCompletionRequest,
     ChunkWriter,

@@ -28,7 +28,6 @@ from agenthost.server.schemas import (
 )
 from agenthost.server.sse import event_stream
 from agenthost.storage.runs import RunFilter
-from agenthost.storage.tables import runs as runs_table
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -88,7 +87,7 @@ async def list_runs(  # noqa: PLR0917 - FastAPI maps each parameter to a query f
             status=status,
             agent=agent,
             user_id=user_id,
-            owner=principal.owner_clause(runs_table),
+            visibility=principal.visibility(),
             created_after=created_after,
             created_before=created_before,
             cursor=_decode_cursor(cursor) if cursor else None,
