@@ -23,6 +23,7 @@ import secrets
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis
 from limits import RateLimitItemPerMinute
@@ -32,6 +33,8 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from agenthost.config.security import RateLimit, RateLimitSettings
 from agenthost.errors import RateLimitedError
 from agenthost.security.ratelimit import RateLimiter
+from agenthost.storage.ratelimit_redis import RedisCounters
+from agenthost.storage.redis_client import RedisKeys, redis_client
 
 BIG = RateLimit(requests_per_minute=1_000_000_000)
 IDENTITIES = {"key": "k1", "user": "u1", "ip": "203.0.113.9"}
@@ -65,20 +68,28 @@ async def measure(check: Check, count: int, concurrency: int) -> tuple[float, fl
     return p50 * 1e6, p99 * 1e6, cpu_per * 1e6, rate
 
 
-def agenthost_check(url: str | None, prefix: str) -> tuple[Check, RateLimiter]:
-    settings = RateLimitSettings(per_key=BIG, per_user=BIG, per_ip=BIG)
-    limiter = RateLimiter(settings, url, prefix)
-    return lambda: limiter.hit_request(IDENTITIES), limiter
+def limiter_for(settings: RateLimitSettings, url: str | None, prefix: str) -> tuple[RateLimiter, Any]:
+    """A limiter in process, or on Redis with its own pool (closed by the caller)."""
+    if url is None:
+        return RateLimiter(settings, RedisKeys(prefix)), None
+    client = redis_client(url, max_connections=64, timeout=settings.store_timeout_seconds)
+    return RateLimiter(settings, RedisKeys(prefix), shared=RedisCounters(client)), client
 
 
-def refusal_check(url: str | None, prefix: str) -> tuple[Check, RateLimiter]:
-    limiter = RateLimiter(RateLimitSettings(per_ip=RateLimit(requests_per_minute=1)), url, prefix)
+def agenthost_check(url: str | None, prefix: str) -> tuple[Check, Any]:
+    limiter, client = limiter_for(RateLimitSettings(per_key=BIG, per_user=BIG, per_ip=BIG), url, prefix)
+    return lambda: limiter.hit_request(IDENTITIES), client
+
+
+def refusal_check(url: str | None, prefix: str) -> tuple[Check, Any]:
+    settings = RateLimitSettings(per_ip=RateLimit(requests_per_minute=1))
+    limiter, client = limiter_for(settings, url, prefix)
 
     async def check() -> None:
         with contextlib.suppress(RateLimitedError):
             await limiter.hit_request({"ip": "198.51.100.1"})
 
-    return check, limiter
+    return check, client
 
 
 def limits_check(storage: MemoryStorage | RedisStorage) -> Check:
@@ -97,14 +108,14 @@ def limits_check(storage: MemoryStorage | RedisStorage) -> Check:
 async def main(count: int, concurrency: int, url: str) -> None:
     prefix = f"agenthost-bench-{secrets.token_hex(4)}"
     rows: list[tuple[str, tuple[float, float, float, float]]] = []
-    limiters: list[RateLimiter] = []
-    for name, (check, limiter) in [
+    clients: list[Any] = []
+    for name, (check, client) in [
         ("agenthost memory", agenthost_check(None, prefix)),
         ("agenthost redis", agenthost_check(url, prefix)),
         ("agenthost 429 memory", refusal_check(None, prefix)),
         ("agenthost 429 redis", refusal_check(url, prefix)),
     ]:
-        limiters.append(limiter)
+        clients.append(client)
         rows.append((name, await measure(check, count, concurrency)))
     redis_storage = RedisStorage(f"async+{url}", implementation="redispy", key_prefix=prefix)
     rows.append(("limits memory", await measure(limits_check(MemoryStorage()), count, concurrency)))
@@ -115,8 +126,9 @@ async def main(count: int, concurrency: int, url: str) -> None:
     for name, (p50, p99, cpu, rate) in rows:
         print(f"{name:<22}{p50:>9.1f}{p99:>9.1f}{cpu:>9.1f}{rate:>10.0f}")
 
-    for limiter in limiters:
-        await limiter.aclose()
+    for client in clients:
+        if client is not None:
+            await client.aclose()
     client = redis.Redis.from_url(url)
     for pattern in (f"{prefix}:*", f"{prefix}*"):
         for key in client.scan_iter(pattern):

@@ -330,3 +330,21 @@ def wait_for(check: Callable[[], T], timeout: float = 15.0) -> T:
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
     return value
+
+
+def rate_limiter(settings: Any, url: str | None, prefix: str) -> tuple[Any, Callable[[], Any]]:
+    """A rate limiter counting in process (`url` None) or in the Redis at `url` (on its own pool,
+    as `storage/backends.py` would give it), and the coroutine function that closes that pool."""
+    from agenthost.security.ratelimit import RateLimiter
+    from agenthost.storage.ratelimit_redis import RedisCounters
+    from agenthost.storage.redis_client import RedisKeys, redis_client
+
+    if url is None:
+        return RateLimiter(settings, RedisKeys(prefix)), _nothing
+    client = redis_client(url, max_connections=64, timeout=settings.store_timeout_seconds)
+    limiter = RateLimiter(settings, RedisKeys(prefix), shared=RedisCounters(client))
+    return limiter, client.aclose
+
+
+async def _nothing() -> None:
+    return None

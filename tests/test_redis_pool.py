@@ -8,28 +8,28 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agenthost.costs.budgets import budget_store
-from agenthost.gateway.models import stores
 from agenthost.settings import Settings
-from agenthost.storage.engine import create_app_engine, database_urls
+from agenthost.storage.backends import Backends
 from agenthost.storage.protocols import BudgetCounter
 from tests.harness import REDIS_URL
 
 CALLS = 300
 
 
-def settings(prefix: str, max_connections: int) -> Settings:
+def settings(tmp_path: Path, prefix: str, max_connections: int) -> Settings:
     return Settings.model_validate(
-        {"redis": {"url": REDIS_URL, "key_prefix": prefix, "max_connections": max_connections}}
+        {
+            "database_url": f"sqlite:///{tmp_path / 'a.db'}",
+            "redis": {"url": REDIS_URL, "key_prefix": prefix, "max_connections": max_connections},
+        }
     )
 
 
 async def test_budget_reservations_past_the_pool_size_wait_for_a_connection(
     tmp_path: Path, redis_prefix: str
 ) -> None:
-    config = settings(redis_prefix, max_connections=4)
-    engine = create_app_engine(database_urls(f"sqlite:///{tmp_path / 'a.db'}"))
-    store = budget_store(config, engine)
+    backends = await Backends.open(settings(tmp_path, redis_prefix, max_connections=4))
+    store = backends.budget_counters
     counter = BudgetCounter("user:u1:day:test", 10 * CALLS, datetime.now(UTC) + timedelta(hours=1))
     try:
         refused = await asyncio.gather(*(store.reserve([counter], 10) for _ in range(CALLS)))
@@ -38,13 +38,18 @@ async def test_budget_reservations_past_the_pool_size_wait_for_a_connection(
         assert await store.reserve([counter], 10) == counter
         assert await store.spent([counter]) == {counter.key: (0, 10 * CALLS)}
     finally:
-        await engine.dispose()
+        await backends.aclose()
 
 
-async def test_breaker_calls_past_the_pool_size_wait_for_a_connection(redis_prefix: str) -> None:
-    config = settings(redis_prefix, max_connections=4)
-    breakers, _, _ = stores(config)
-    decisions = await asyncio.gather(*(breakers.acquire(f"model-{i % 7}", 30.0) for i in range(CALLS)))
-    assert all(decision.allowed for decision in decisions)
-    states = await asyncio.gather(*(breakers.failure("model-0", 1_000) for _ in range(CALLS)))
-    assert set(states) == {"closed"}
+async def test_breaker_calls_past_the_pool_size_wait_for_a_connection(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    backends = await Backends.open(settings(tmp_path, redis_prefix, max_connections=4))
+    breakers = backends.breakers
+    try:
+        decisions = await asyncio.gather(*(breakers.acquire(f"model-{i % 7}", 30.0) for i in range(CALLS)))
+        assert all(decision.allowed for decision in decisions)
+        states = await asyncio.gather(*(breakers.failure("model-0", 1_000) for _ in range(CALLS)))
+        assert set(states) == {"closed"}
+    finally:
+        await backends.aclose()

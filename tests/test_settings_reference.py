@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from agenthost.cli.reference import render_reference
 from agenthost.settings import Settings
-from agenthost.settings_reference import render_reference
 from tests.harness import REPO
 
 

@@ -26,7 +26,9 @@ The tree::
     │   ├── BudgetExceededError     402  a run limit or a spend budget would be crossed
     │   └── BudgetUnavailableError  503  budgets cannot be checked (store down, fail closed)
     ├── RateLimitUnavailableError   503  rate limits cannot be checked (store down, fail closed)
-    └── AuditIntegrityError         500  the audit log cannot be appended to safely
+    ├── AuditIntegrityError         500  the audit log cannot be appended to safely
+    ├── ContentErasedError          410  sealed content whose key was erased (a run's durable records)
+    └── StoreUnavailableError       503  a shared store (Redis) failed (callers fall back or refuse)
 
 Model-layer errors are pydantic-ai `ModelAPIError`s, so that fallback chains and retries treat
 them as failed model calls; `classify` maps them (and every other exception) to a `Failure`::
@@ -59,6 +61,7 @@ __all__ = [
     "BudgetUnavailableError",
     "ConfigError",
     "ConflictError",
+    "ContentErasedError",
     "ContextOverflowError",
     "EmbeddingError",
     "ErrorCode",
@@ -74,6 +77,7 @@ __all__ = [
     "RateLimitedError",
     "RequestError",
     "RunError",
+    "StoreUnavailableError",
     "ToolError",
     "UnauthorizedError",
     "as_client_error",
@@ -158,6 +162,8 @@ class ErrorCode(StrEnum):
     TOOL_ERROR = "tool_error"
     TOOL_OUTCOME_UNKNOWN = "tool_outcome_unknown"
     AUDIT_INTEGRITY = "audit_integrity"
+    CONTENT_ERASED = "content_erased"
+    STORE_UNAVAILABLE = "store_unavailable"
 
 
 class AgentHostError(Exception):
@@ -341,6 +347,21 @@ class AuditIntegrityError(AgentHostError):
     """The audit log cannot be appended to safely (its head row is missing)."""
 
     default_code = ErrorCode.AUDIT_INTEGRITY
+
+
+class ContentErasedError(AgentHostError):
+    """Sealed content whose key was erased (or expired by retention): it can never be read again."""
+
+    default_status = 410
+    default_code = ErrorCode.CONTENT_ERASED
+
+
+class StoreUnavailableError(AgentHostError):
+    """A shared store (Redis) could not be reached or failed; each caller decides what that means
+    (fail open, fail closed, count locally) by its own configuration."""
+
+    default_status = 503
+    default_code = ErrorCode.STORE_UNAVAILABLE
 
 
 # -- model-layer errors (pydantic-ai's ModelAPIError) ---------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from agenthost.records import Cost, UsageRecord
 from agenthost.storage.engine import create_app_engine, database_urls
 from agenthost.storage.ledger import LedgerStore, LedgerWriter, ledger_row
 from agenthost.storage.migrate import upgrade
@@ -21,7 +22,7 @@ CALLERS = 50
 
 
 def row(source: str) -> dict[str, Any]:
-    usage = {"model": "gpt-4o-mini", "input_tokens": 10, "output_tokens": 2, "cost": {"nanousd": 7}}
+    usage = UsageRecord(model="gpt-4o-mini", input_tokens=10, output_tokens=2, cost=Cost(nanousd=7))
     return ledger_row(source=source, seq=0, kind="passthrough", usage=usage, at=datetime.now(UTC))
 
 

@@ -50,9 +50,11 @@ def test_breaker_state_is_shared_across_two_server_processes(
 async def test_redis_store_fails_open_when_redis_is_down() -> None:
     from redis.asyncio import Redis
 
-    from agenthost.gateway.breaker_redis import RedisBreakerStore
+    from agenthost.storage.breakers_redis import RedisBreakerStore
+    from agenthost.storage.redis_client import RedisKeys
 
-    store = RedisBreakerStore(Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2), "x")
+    client = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    store = RedisBreakerStore(client, RedisKeys("x"))
     decision = await store.acquire("k", 1.0)
     assert decision.allowed
     assert await store.failure("k", 1) == "closed"

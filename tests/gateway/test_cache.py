@@ -12,11 +12,15 @@ from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelAPIError
 from tests.harness import REDIS_URL, REPO, Server, server_config
 
-from agenthost.gateway.cache import CACHE_PROVIDER, SqlCacheStore, cache_scope
-from agenthost.gateway.models import Gateway
+from agenthost.gateway.cache import CACHE_PROVIDER, cache_scope
+from agenthost.gateway.models import Gateway, GatewayStores
 from agenthost.settings import Settings
+from agenthost.storage.breakers_memory import MemoryBreakerStore
+from agenthost.storage.caches_redis import RedisResponseCache
+from agenthost.storage.caches_sql import SqlResponseCache
 from agenthost.storage.engine import create_app_engine, database_urls
 from agenthost.storage.migrate import upgrade
+from agenthost.storage.redis_client import RedisKeys, redis_client
 from agenthost.testing import MockLLMServer
 
 
@@ -34,10 +38,7 @@ async def sql_gateway(tmp_path: Path, mock: MockLLMServer) -> AsyncIterator[Any]
             },
             cache={"enabled": True, **cache},
         )
-        gateway = Gateway(settings)
-        assert isinstance(gateway.cache_store, SqlCacheStore)
-        gateway.cache_store.bind(engine)
-        return gateway
+        return Gateway(settings, GatewayStores(MemoryBreakerStore(), SqlResponseCache(engine)))
 
     urls = database_urls(f"sqlite:///{tmp_path / 'cache.db'}")
     upgrade(urls)
@@ -127,6 +128,7 @@ async def test_errors_and_disabled_scopes_are_not_cached(sql_gateway: Any, mock:
 
 async def test_redis_store_is_shared_by_replicas(mock: MockLLMServer, redis_prefix: str) -> None:
     def replica() -> Gateway:
+        cache = RedisResponseCache(redis_client(REDIS_URL, max_connections=4), RedisKeys(redis_prefix))
         return Gateway(
             Settings(
                 models={
@@ -139,7 +141,8 @@ async def test_redis_store_is_shared_by_replicas(mock: MockLLMServer, redis_pref
                 },
                 cache={"enabled": True},
                 redis={"url": REDIS_URL, "key_prefix": redis_prefix},
-            )
+            ),
+            GatewayStores(MemoryBreakerStore(), cache),
         )
 
     cache_scope(enabled=True, tenant="t")
@@ -188,7 +191,7 @@ async def test_anthropic_prompt_caching_is_priced_by_token_kind(mock: MockLLMSer
             }
         }
     )
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, GatewayStores.detached())
     agent = Agent(gateway.passthrough("claude"), instructions="You are a careful support agent. " * 40)
     first = (await agent.run("one")).response
     second = (await agent.run("two")).response

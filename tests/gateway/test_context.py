@@ -13,8 +13,9 @@ from pydantic_ai import messages as m
 from pydantic_ai.models import ModelRequestParameters
 from tests.harness import ADMIN_KEY, Server, server_config
 
-from agenthost.gateway.context import ContextOverflowError, estimate_tokens, trim
-from agenthost.gateway.models import Gateway
+from agenthost.errors import ContextOverflowError
+from agenthost.gateway.context import estimate_tokens, trim
+from agenthost.gateway.models import Gateway, GatewayStores
 from agenthost.gateway.pricing import price_call
 from agenthost.settings import Settings
 from agenthost.testing import MockLLMServer
@@ -44,7 +45,10 @@ def gateway(mock: MockLLMServer, strategy: str) -> Gateway:
         "context_window": WINDOW,
         "context_overflow": strategy,
     }
-    return Gateway(Settings(models={"small": model}, gateway={"context_reserve_tokens": RESERVE}))
+    return Gateway(
+        Settings(models={"small": model}, gateway={"context_reserve_tokens": RESERVE}),
+        GatewayStores.detached(),
+    )
 
 
 def test_trim_keeps_the_opening_the_latest_exchange_and_tool_pairs() -> None:

@@ -14,9 +14,9 @@ from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelAPIError, ModelRequestRejectedError
 from tests.harness import free_port
 
-from agenthost.gateway.breaker import BreakerOpenError
-from agenthost.gateway.chain import DEGRADED_MODEL_NAME, AllModelsUnavailableError
-from agenthost.gateway.models import Gateway
+from agenthost.errors import AllModelsUnavailableError, BreakerOpenError
+from agenthost.gateway.chain import DEGRADED_MODEL_NAME
+from agenthost.gateway.models import Gateway, GatewayStores
 from agenthost.settings import Settings
 from agenthost.testing import MockLLMServer
 
@@ -47,7 +47,9 @@ def gateway(
             "timeout": 2.0,
         },
     }
-    return Gateway(Settings(models={**base, **models}, gateway={**FAST, **(gateway or {})}))
+    return Gateway(
+        Settings(models={**base, **models}, gateway={**FAST, **(gateway or {})}), GatewayStores.detached()
+    )
 
 
 async def ask(model: Any, prompt: str = "hello", *, stream: bool) -> str:

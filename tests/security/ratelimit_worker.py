@@ -15,7 +15,7 @@ import time
 
 from agenthost.config.security import RateLimit, RateLimitSettings
 from agenthost.errors import RateLimitedError
-from agenthost.security.ratelimit import RateLimiter
+from tests.harness import rate_limiter
 
 ADDRESS = "198.51.100.23"
 
@@ -29,7 +29,7 @@ async def main(url: str, prefix: str, limit: int, hits: int, start_at: float) ->
         # A loaded CI machine must not turn a slow connect into a failure.
         store_timeout_seconds=5,
     )
-    limiter = RateLimiter(settings, url, prefix)
+    limiter, close = rate_limiter(settings, url, prefix)
     outcomes = {"admitted": 0, "refused": 0, "failed": 0}
 
     async def one() -> None:
@@ -44,7 +44,7 @@ async def main(url: str, prefix: str, limit: int, hits: int, start_at: float) ->
 
     await asyncio.sleep(max(0.0, start_at - time.time()))
     await asyncio.gather(*(one() for _ in range(hits)))
-    await limiter.aclose()
+    await close()
     return outcomes
 
 

@@ -374,7 +374,7 @@ def test_cli_verify_deleting_the_tail_and_fixing_the_head_needs_the_exported_hea
 
 def test_appending_without_a_head_row_refuses(db_url: str) -> None:
     """Appending after the head row was deleted would hide a truncated tail, so it fails loudly."""
-    from agenthost.security.audit import AuditIntegrityError
+    from agenthost.errors import AuditIntegrityError
 
     asyncio.run(_with_log(db_url, _seed))
     _sql(db_url, audit_head.delete())

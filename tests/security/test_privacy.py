@@ -1,9 +1,10 @@
 """GDPR erasure and retention, on SQLite and Postgres.
 
 Erasure is checked against a real server's data (runs on threads, tool calls, an approval, the
-DBOS records of all of them): after erasing one user, neither their words nor their id remain
-anywhere in agenthost's tables or DBOS's (pickled records decoded), the other user's rows are
-byte-for-byte unchanged, the ledger keeps its totals, and the audit chain verifies.
+DBOS records of all of them): DBOS's records hold a run's words only sealed with the run's key;
+after erasing one user, neither their words nor their id remain anywhere in agenthost's tables or
+in clear in DBOS's (pickled records decoded), their runs' keys are gone, the other user's rows
+are byte-for-byte unchanged, the ledger keeps its totals, and the audit chain verifies.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import base64
 import binascii
 import contextlib
 import json
+import re
 import secrets
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,16 +31,14 @@ import redis.asyncio as aioredis
 import sqlalchemy as sa
 
 from agenthost.config.security import RetentionSettings
-from agenthost.errors import ConflictError
+from agenthost.errors import ConflictError, ContentErasedError
+from agenthost.records import UsageRecord
 from agenthost.security.audit import ERASED, AuditLog
-from agenthost.security.privacy import (
-    enforce_retention,
-    erase_user,
-    pseudonym,
-    tenant_index_key,
-)
-from agenthost.security.scrub import DBOS_SCHEMA
+from agenthost.security.privacy import Privacy, pseudonym
+from agenthost.security.sealing import Sealer
+from agenthost.settings import Settings
 from agenthost.storage.audit import AuditStore
+from agenthost.storage.backends import Backends
 from agenthost.storage.engine import (
     DatabaseURLs,
     create_app_engine,
@@ -48,6 +48,7 @@ from agenthost.storage.engine import (
 )
 from agenthost.storage.ledger import LedgerStore, ledger_row
 from agenthost.storage.migrate import upgrade
+from agenthost.storage.redis_client import RedisKeys
 from agenthost.storage.runs import RunStore
 from agenthost.storage.tables import (
     metadata,
@@ -64,6 +65,8 @@ from tests.harness import REDIS_URL, REPO, Server, postgres_database, server_con
 
 ENDED = {"succeeded", "failed", "dead", "cancelled"}
 FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+DBOS_SCHEMA = "dbos"
+SEALED = re.compile(r"s1\.[A-Za-z0-9_=-]+")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -189,14 +192,36 @@ async def _seed_side_data(urls: DatabaseURLs, users: dict[str, str]) -> None:
     await engine.dispose()
 
 
-async def _erase(urls: DatabaseURLs, user: str, **kwargs: Any) -> Any:
-    engine = create_app_engine(urls)
+@contextlib.asynccontextmanager
+async def _privacy(url: str, **config: Any) -> AsyncIterator[Privacy]:
+    """Erasure and retention over the stores a server with this configuration opens."""
+    settings = Settings.model_validate({"database_url": url, **config})
+    backends = await Backends.open(settings)
     try:
-        return await erase_user(
-            engine, urls, user, audit=AuditLog(AuditStore(engine)), actor="admin-key", **kwargs
-        )
+        yield Privacy.over(backends, AuditLog(backends.audit), settings)
     finally:
-        await engine.dispose()
+        await backends.aclose()
+
+
+async def _erase(urls: DatabaseURLs, user: str, url: str | None = None, **kwargs: Any) -> Any:
+    async with _privacy(url or _url(urls), **kwargs.pop("config", {})) as privacy:
+        return await privacy.erase_user(user, actor="admin-key", **kwargs)
+
+
+def _url(urls: DatabaseURLs) -> str:
+    return f"sqlite:///{urls.sqlite_path}" if urls.sqlite_path is not None else urls.dbos_url
+
+
+def _sealed_words(dump: dict[str, list[dict[str, Any]]], run_ids: set[str]) -> str:
+    """Everything sealed in DBOS's records that opens with the data key of one of `run_ids`."""
+    keys = [bytes(r["data_key"]) for r in dump["runs"] if r["id"] in run_ids and r["data_key"] is not None]
+    dbos = _haystack({k: v for k, v in dump.items() if k.startswith("dbos.")})
+    opened = []
+    for blob in set(SEALED.findall(dbos)):
+        for key in keys:
+            with contextlib.suppress(ValueError, ContentErasedError, binascii.Error):
+                opened.append(json.dumps(Sealer(key).open(blob)))
+    return "\n".join(opened)
 
 
 async def _verify(urls: DatabaseURLs) -> Any:
@@ -267,17 +292,23 @@ def test_erasure_removes_everything_of_one_user_and_nothing_else(
         hay = _haystack(before)
         assert alice_words in hay  # the search finds them where they are, DBOS's pickles included
         assert alice in hay
-        assert alice_words in _haystack({k: v for k, v in before.items() if k.startswith("dbos.")})
+        # DBOS's records hold her words only sealed: opened with her runs' keys, they are there.
+        assert alice_words not in _haystack({k: v for k, v in before.items() if k.startswith("dbos.")})
+        assert alice_words in _sealed_words(before, alice_runs)
         alice_ledger = [r for r in before["spend_ledger"] if r["user_id"] == alice]
         assert alice_ledger
 
         receipt = asyncio.run(_erase(urls, alice, actor_user="dpo"))
         after = _dump(urls)
 
-        # Nothing of alice's words or id is left, in agenthost's tables or in DBOS's records.
+        # Nothing of alice's words or id is left, in agenthost's tables or in DBOS's records: her
+        # runs' keys are gone, so what DBOS keeps of them can never be opened again.
         hay = _haystack(after)
         assert alice_words not in hay
         assert alice not in hay
+        assert all(r["data_key"] is None for r in after["runs"] if r["id"] in alice_runs)
+        assert _sealed_words(after, alice_runs) == ""
+        assert bob_words in _sealed_words(after, bob_runs)
         assert bob_words in hay
         assert bob in hay
         # Bob's data is exactly as it was.
@@ -347,12 +378,9 @@ def test_erasure_removes_everything_of_one_user_and_nothing_else(
             assert _steps(client, run_id)
 
 
-async def _retention(urls: DatabaseURLs, settings: RetentionSettings, **kwargs: Any) -> dict[str, int]:
-    engine = create_app_engine(urls)
-    try:
-        return await enforce_retention(engine, urls, settings, audit=AuditLog(AuditStore(engine)), **kwargs)
-    finally:
-        await engine.dispose()
+async def _retention(urls: DatabaseURLs, settings: RetentionSettings, now: datetime) -> dict[str, int]:
+    async with _privacy(_url(urls), retention=settings.model_dump()) as privacy:
+        return await privacy.enforce_retention(now)
 
 
 async def test_erasure_removes_the_users_redis_cache_entries(tmp_path: Path, redis_prefix: str) -> None:
@@ -360,16 +388,18 @@ async def test_erasure_removes_the_users_redis_cache_entries(tmp_path: Path, red
     urls = database_urls(f"sqlite:///{tmp_path / 'a.db'}")
     upgrade(urls)
     client = aioredis.Redis.from_url(REDIS_URL)
+    keys = RedisKeys(redis_prefix)
     try:
         for user in ("alice", "bob"):
             await client.set(f"{redis_prefix}:cache:key-{user}", b"answer")
-            await client.sadd(tenant_index_key(redis_prefix, "cache", user), f"key-{user}")
+            await client.sadd(keys.tenant_index("cache", user), f"key-{user}")
             index = f"{redis_prefix}:semantic:part-1"
             await client.set(f"{index}:{user}1:v", b"vector")
             await client.set(f"{index}:{user}1:a", b"answer")
             await client.zadd(index, {f"{user}1": 1.0})
-            await client.sadd(tenant_index_key(redis_prefix, "semantic", user), f"part-1:{user}1")
-        receipt = await _erase(urls, "alice", redis=client, redis_prefix=redis_prefix)
+            await client.sadd(keys.tenant_index("semantic", user), f"part-1:{user}1")
+        config = {"redis": {"url": REDIS_URL, "key_prefix": redis_prefix}}
+        receipt = await _erase(urls, "alice", config=config)
         left = sorted(k.decode() for k in await client.keys(f"{redis_prefix}:*"))
         members = await client.zrange(f"{redis_prefix}:semantic:part-1", 0, -1)
     finally:
@@ -378,11 +408,11 @@ async def test_erasure_removes_the_users_redis_cache_entries(tmp_path: Path, red
     assert left == sorted(
         [
             f"{redis_prefix}:cache:key-bob",
-            tenant_index_key(redis_prefix, "cache", "bob"),
+            keys.tenant_index("cache", "bob"),
             f"{redis_prefix}:semantic:part-1",
             f"{redis_prefix}:semantic:part-1:bob1:a",
             f"{redis_prefix}:semantic:part-1:bob1:v",
-            tenant_index_key(redis_prefix, "semantic", "bob"),
+            keys.tenant_index("semantic", "bob"),
         ]
     )
     assert members == [b"bob1"]
@@ -450,7 +480,11 @@ async def _seed_retention(engine: Any, log: AuditLog, audit_days: int) -> dateti
     await LedgerStore(engine).record(
         [
             ledger_row(
-                source="c-old", seq=1, kind="completion", usage={"model": "m"}, at=now - timedelta(days=3000)
+                source="c-old",
+                seq=1,
+                kind="completion",
+                usage=UsageRecord(model="m"),
+                at=now - timedelta(days=3000),
             )
         ]
     )
@@ -473,13 +507,13 @@ async def test_retention_deletes_and_scrubs_only_what_is_older(fresh_urls: Datab
     try:
         audit_days = 10
         run_now = await _seed_retention(engine, log, audit_days)
-        settings = RetentionSettings(conversations_days=90, audit_days=audit_days)
-        counts = await enforce_retention(
-            engine, fresh_urls, settings, audit=log, ledger_retention_days=2557, now=run_now
-        )
-        again = await enforce_retention(
-            engine, fresh_urls, settings, audit=log, ledger_retention_days=2557, now=run_now
-        )
+        config = {
+            "retention": {"conversations_days": 90, "audit_days": audit_days},
+            "ledger": {"retention_days": 2557},
+        }
+        async with _privacy(_url(fresh_urls), **config) as privacy:
+            counts = await privacy.enforce_retention(run_now)
+            again = await privacy.enforce_retention(run_now)
         report = await log.verify()
         async with engine.connect() as conn:
             rows = {r.id: r for r in await conn.execute(sa.select(runs))}
@@ -542,8 +576,8 @@ def test_retention_settings_validate_the_schedule() -> None:
 
 
 def test_retention_job_runs_as_a_scheduled_durable_workflow(tmp_path: Path) -> None:
-    """`register_retention_job` before launch, `schedule_retention_job` after: DBOS fires the job
-    (here every second) and it enforces retention."""
+    """The runtime schedules retention as a DBOS workflow (`[retention] schedule`, here every
+    second) and runs it at start: it enforces retention."""
     url = f"sqlite:///{tmp_path / 'data' / 'a.db'}"
     script = tmp_path / "job.py"
     script.write_text(
@@ -553,44 +587,33 @@ def test_retention_job_runs_as_a_scheduled_durable_workflow(tmp_path: Path) -> N
             from datetime import UTC, datetime, timedelta
             import sqlalchemy as sa
             from dbos import DBOS
-            from agenthost.security.audit import AuditLog
-            from agenthost.storage.audit import AuditStore
-            from agenthost.config.security import RetentionSettings
-            from agenthost.security.privacy import (
-                RetentionJob, register_retention_job, schedule_retention_job
-            )
-            from agenthost.storage.engine import create_app_engine, create_dbos_engine, database_urls
-            from agenthost.storage.migrate import upgrade
+            from agenthost.runtime.process import open_runtime
+            from agenthost.settings import Settings
             from agenthost.storage.tables import thread_messages
-            from agenthost.storage.threads import ThreadStore
 
             async def main(url):
-                urls = database_urls(url)
-                upgrade(urls)
-                engine = create_app_engine(urls)
-                threads, now = ThreadStore(engine), datetime.now(UTC)
-                async with engine.begin() as conn:
-                    await threads.append(conn, "t1", "r1", [{"text": "old"}], now - timedelta(days=100))
-                    await threads.append(conn, "t1", "r2", [{"text": "new"}], now)
-                DBOS(config={"name": "retention-test", "system_database_url": urls.dbos_url,
-                             "system_database_engine": create_dbos_engine(urls), "run_migrations": True})
-                settings = RetentionSettings(schedule="* * * * * *")
-                register_retention_job(RetentionJob(engine, urls, settings, AuditLog(AuditStore(engine))))
-                DBOS.launch()
-                await schedule_retention_job(settings.schedule)
-                deadline = time.monotonic() + 60
-                left = None
-                while time.monotonic() < deadline:
-                    async with engine.connect() as conn:
-                        left = sorted(r.run_id for r in await conn.execute(sa.select(thread_messages)))
-                    if left == ["r2"]:
-                        break
-                    await asyncio.sleep(0.2)
-                listed = await DBOS.list_workflows_async(name="agenthost.retention")
-                workflows = [w.workflow_id for w in listed]
+                settings = Settings.model_validate({
+                    "database_url": url,
+                    "retention": {"schedule": "* * * * * *"},
+                    "durability": {"app_name": "retention-test"},
+                })
+                async with open_runtime(settings) as runtime:
+                    engine, threads = runtime.backends.engine, runtime.backends.threads
+                    now = datetime.now(UTC)
+                    async with engine.begin() as conn:
+                        await threads.append(conn, "t1", "r1", [{"text": "old"}], now - timedelta(days=100))
+                        await threads.append(conn, "t1", "r2", [{"text": "new"}], now)
+                    deadline = time.monotonic() + 60
+                    left = None
+                    while time.monotonic() < deadline:
+                        async with engine.connect() as conn:
+                            left = sorted(r.run_id for r in await conn.execute(sa.select(thread_messages)))
+                        if left == ["r2"]:
+                            break
+                        await asyncio.sleep(0.2)
+                    listed = await DBOS.list_workflows_async(name="agenthost.retention")
+                    workflows = [w.workflow_id for w in listed]
                 print("RESULT", json.dumps({"left": left, "workflows": workflows}), flush=True)
-                DBOS.destroy()
-                await engine.dispose()
 
             asyncio.run(main(sys.argv[1]))
             """

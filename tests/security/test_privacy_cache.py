@@ -7,18 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from pydantic_ai import messages as _messages
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.models.test import TestModel
 
-from agenthost.gateway.cache import CacheModel, RedisCacheStore, SqlCacheStore, cache_scope
-from agenthost.gateway.semantic import RedisSemanticStore, SemanticCache, SqlSemanticStore
+from agenthost.gateway.cache import CacheModel, cache_scope
+from agenthost.gateway.semantic import SemanticCache
 from agenthost.security.audit import AuditLog
-from agenthost.security.privacy import erase_user
-from agenthost.storage.audit import AuditStore
-from agenthost.storage.engine import create_app_engine, database_urls
-from agenthost.storage.migrate import upgrade
+from agenthost.security.privacy import Privacy
+from agenthost.settings import Settings
+from agenthost.storage.backends import Backends
 from tests.harness import REDIS_URL
 
 
@@ -42,43 +40,24 @@ async def _ask(model: CacheModel, user: str, text: str) -> None:
 
 @pytest.mark.parametrize("backend", ["sql", "redis"])
 async def test_erasure_removes_the_users_cached_answers(tmp_path: Path, backend: str, request: Any) -> None:
-    urls = database_urls(f"sqlite:///{tmp_path / 'a.db'}")
-    upgrade(urls)
-    engine = create_app_engine(urls)
-    client = None
-    prefix = "agenthost"
-    if backend == "sql":
-        store: Any = SqlCacheStore()
-        semantic_store: Any = SqlSemanticStore()
-        store.bind(engine)
-        semantic_store.bind(engine)
-    else:
-        prefix = request.getfixturevalue("redis_prefix")
-        client = aioredis.Redis.from_url(REDIS_URL)
-        store, semantic_store = RedisCacheStore(client, prefix), RedisSemanticStore(client, prefix)
-    semantic = SemanticCache(_Embedder(), semantic_store, threshold=0.99, max_entries=10, ttl_seconds=60)
-    model = CacheModel(TestModel(), "m", store, ttl_seconds=60, shared=False, semantic=semantic)
+    config: dict[str, Any] = {"database_url": f"sqlite:///{tmp_path / 'a.db'}"}
+    if backend == "redis":
+        config["redis"] = {"url": REDIS_URL, "key_prefix": request.getfixturevalue("redis_prefix")}
+    settings = Settings.model_validate(config)
+    # The stores a server with this configuration opens: the database's, or Redis's.
+    backends = await Backends.open(settings)
+    privacy = Privacy.over(backends, AuditLog(backends.audit), settings)
+    semantic = SemanticCache(
+        _Embedder(), backends.semantic_cache, threshold=0.99, max_entries=10, ttl_seconds=60
+    )
+    model = CacheModel(
+        TestModel(), "m", backends.response_cache, ttl_seconds=60, shared=False, semantic=semantic
+    )
     try:
         await _ask(model, "alice", "what is my balance")
         await _ask(model, "bob", "where is my parcel")
-        receipt = await erase_user(
-            engine,
-            urls,
-            "alice",
-            audit=AuditLog(AuditStore(engine)),
-            actor="admin-key",
-            redis=client,
-            redis_prefix=prefix,
-        )
-        again = await erase_user(
-            engine,
-            urls,
-            "alice",
-            audit=AuditLog(AuditStore(engine)),
-            actor="admin-key",
-            redis=client,
-            redis_prefix=prefix,
-        )
+        receipt = await privacy.erase_user("alice", actor="admin-key")
+        again = await privacy.erase_user("alice", actor="admin-key")
         bob_hit = await semantic.lookup(
             semantic.partition("m", _prompt("where is my parcel"), None, ModelRequestParameters(), "bob"),
             "where is my parcel",
@@ -88,9 +67,7 @@ async def test_erasure_removes_the_users_cached_answers(tmp_path: Path, backend:
             "what is my balance",
         )
     finally:
-        if client is not None:
-            await client.aclose()
-        await engine.dispose()
+        await backends.aclose()
     assert (receipt.cache_entries, receipt.semantic_entries) == (1, 1)
     assert (again.cache_entries, again.semantic_entries) == (0, 0)
     assert bob_hit[0] is not None

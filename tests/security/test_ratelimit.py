@@ -26,7 +26,7 @@ from agenthost.security.ratelimit import (
     RateLimitUnavailableError,
     client_ip,
 )
-from tests.harness import REDIS_URL, REPO, free_port
+from tests.harness import REDIS_URL, REPO, free_port, rate_limiter
 
 IP = "203.0.113.9"
 MakeLimiter = Callable[..., RateLimiter]
@@ -40,7 +40,7 @@ async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimi
         if request.param == "memory"
         else (REDIS_URL, request.getfixturevalue("redis_prefix"))
     )
-    made: list[RateLimiter] = []
+    made: list[Any] = []
 
     def make(**settings: Any) -> RateLimiter:
         # A loaded CI machine can take longer than the 0.5 s default to open 200 connections' worth
@@ -48,14 +48,14 @@ async def make_limiter(request: pytest.FixtureRequest) -> AsyncIterator[MakeLimi
         # be about Redis any more. Tests of the timeout itself pass their own value.
         if url is not None:
             settings.setdefault("store_timeout_seconds", 5)
-        limiter = RateLimiter(RateLimitSettings.model_validate(settings), url, prefix)
+        limiter, close = rate_limiter(RateLimitSettings.model_validate(settings), url, prefix)
         assert limiter.backend == request.param
-        made.append(limiter)
+        made.append(close)
         return limiter
 
     yield make
-    for limiter in made:
-        await limiter.aclose()
+    for close in made:
+        await close()
 
 
 async def admitted(call: Callable[[], Awaitable[object]], times: int) -> int:
@@ -204,12 +204,12 @@ async def test_no_limits_apply_when_disabled_unset_or_unknown_to_the_caller(
 async def test_redis_keys_are_prefixed_and_expire(redis_prefix: str) -> None:
     """Counters live under `<prefix>:ratelimit:` and expire two windows after the last write; a very
     long identity is hashed into a short key."""
-    limiter = RateLimiter(
+    limiter, close = rate_limiter(
         RateLimitSettings(per_user=RateLimit(requests_per_minute=5)), REDIS_URL, redis_prefix
     )
     await limiter.hit_request({"user": "u1"})
     await limiter.hit_request({"user": "x" * 500})
-    await limiter.aclose()
+    await close()
     client = redis.Redis.from_url(REDIS_URL)
     keys = sorted(key.decode() for key in client.scan_iter(f"{redis_prefix}:*"))
     assert keys[1] == f"{redis_prefix}:ratelimit:req:60:user:u1"
@@ -251,7 +251,7 @@ async def test_redis_down_closed_refuses_with_503_but_records_tokens_quietly() -
     settings = RateLimitSettings(
         on_store_error="closed", per_ip=RateLimit(requests_per_minute=5, tokens_per_minute=100)
     )
-    limiter = RateLimiter(settings, closed_port_url(), "agenthost")
+    limiter, close = rate_limiter(settings, closed_port_url(), "agenthost")
     for _ in range(2):  # the first call fails on Redis, the second inside the retry back-off
         with pytest.raises(RateLimitUnavailableError) as unavailable:
             await limiter.hit_request({"ip": IP})
@@ -263,14 +263,14 @@ async def test_redis_down_closed_refuses_with_503_but_records_tokens_quietly() -
         await limiter.check_tokens({"ip": IP})
     state = await limiter.record_tokens({"ip": IP}, 50)
     assert state.degraded
-    await limiter.aclose()
+    await close()
 
 
 async def test_redis_down_open_admits_everything_and_warns_once() -> None:
     """`on_store_error = "open"`: every request is admitted, without RateLimit headers, flagged as
     degraded; the warning is logged once, not once per request."""
     settings = RateLimitSettings(on_store_error="open", per_ip=RateLimit(requests_per_minute=2))
-    limiter = RateLimiter(settings, closed_port_url(), "agenthost")
+    limiter, close = rate_limiter(settings, closed_port_url(), "agenthost")
     with structlog.testing.capture_logs() as logs:
         states = [await limiter.hit_request({"ip": IP}) for _ in range(10)]
     assert all(state.degraded and state.headers() == {} for state in states)
@@ -279,7 +279,7 @@ async def test_redis_down_open_admits_everything_and_warns_once() -> None:
     assert warnings[0]["log_level"] == "warning"
     assert warnings[0]["on_store_error"] == "open"
     assert "ConnectionError" in warnings[0]["error"]
-    await limiter.aclose()
+    await close()
 
 
 async def test_redis_down_local_keeps_limiting_in_process() -> None:
@@ -287,13 +287,13 @@ async def test_redis_down_local_keeps_limiting_in_process() -> None:
     limits on its own counts."""
     settings = RateLimitSettings(per_ip=RateLimit(requests_per_minute=3))
     assert settings.on_store_error == "local"
-    limiter = RateLimiter(settings, closed_port_url(), "agenthost")
+    limiter, close = rate_limiter(settings, closed_port_url(), "agenthost")
     states = [await limiter.hit_request({"ip": IP}) for _ in range(3)]
     assert all(state.degraded for state in states)
     assert states[-1].headers()["RateLimit-Remaining"] == "0"
     with pytest.raises(RateLimitedError):
         await limiter.hit_request({"ip": IP})
-    await limiter.aclose()
+    await close()
 
 
 class Relay:
@@ -338,7 +338,7 @@ async def test_limiter_returns_to_redis_after_an_outage(redis_prefix: str) -> No
     relay = Relay()
     await relay.start()
     settings = RateLimitSettings(per_ip=RateLimit(requests_per_minute=100), store_retry_seconds=0.3)
-    limiter = RateLimiter(settings, f"redis://127.0.0.1:{relay.port}/0", redis_prefix)
+    limiter, close = rate_limiter(settings, f"redis://127.0.0.1:{relay.port}/0", redis_prefix)
     client = redis.Redis.from_url(REDIS_URL)
     key = f"{redis_prefix}:ratelimit:req:60:ip:{IP}"
 
@@ -355,7 +355,7 @@ async def test_limiter_returns_to_redis_after_an_outage(redis_prefix: str) -> No
     state = await limiter.hit_request({"ip": IP})
     assert not state.degraded
     assert client.hget(key, "c") == b"2"
-    await limiter.aclose()
+    await close()
     await relay.stop()
     client.close()
 

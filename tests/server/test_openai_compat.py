@@ -149,3 +149,25 @@ def test_errors_in_openai_shape(client: openai.OpenAI, mock: MockLLMServer) -> N
             )
         )
     client.close()
+
+
+def test_a_streamed_agent_completion_that_fails_ends_with_an_error_and_done(server: Server) -> None:
+    """An agent whose every model fails: the run ends `dead`, and the stream says so (an error
+    chunk) and ends (`[DONE]`) instead of stopping without either."""
+    with server.client() as http:
+        body = {"model": "hopeless", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+        with http.stream("POST", "/v1/chat/completions", json=body, timeout=60) as response:
+            assert response.status_code == 200
+            data = [line[6:] for line in response.iter_lines() if line.startswith("data: ")]
+    assert data[-1] == "[DONE]"
+    error = json.loads(data[-2])["error"]
+    assert error["code"] == "all_models_unavailable"
+    # The SDK sees the same stream as an API error, not as a silent empty answer.
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=ADMIN_KEY, max_retries=0)
+    with pytest.raises(openai.APIError, match="all models unavailable"):
+        list(
+            client.chat.completions.create(
+                model="hopeless", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+        )
+    client.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -22,6 +22,10 @@ from agenthost.cli.keys import keys_app
 from agenthost.cli.runs import runs_app
 from agenthost.cli.token import token_app
 from agenthost.errors import AgentHostError
+
+if TYPE_CHECKING:
+    from agenthost.runtime.registry import AgentRegistry
+    from agenthost.settings import Settings
 
 app = typer.Typer(
     name="agenthost",
@@ -63,7 +67,6 @@ def serve(
     import uvicorn
 
     from agenthost.observability.logging import configure_logging
-    from agenthost.runtime.registry import AgentRegistry
     from agenthost.security.redaction import log_masker
     from agenthost.server.app import create_app
     from agenthost.settings import load_settings
@@ -71,8 +74,8 @@ def serve(
     try:
         settings = load_settings(config)
         configure_logging(settings.logging, mask=log_masker())
-        registry = AgentRegistry(settings)
-        application = create_app(settings, registry)
+        _registry(settings)  # a wrong agent path or model fails here, before anything starts
+        application = create_app(settings)
     except AgentHostError as exc:
         raise _fail(exc.message, 2) from None
     server = uvicorn.Server(
@@ -90,15 +93,22 @@ def serve(
         raise typer.Exit(1)
 
 
+def _registry(settings: Settings) -> AgentRegistry:
+    """The configured agents, imported and given their models, without opening any storage."""
+    from agenthost.gateway.models import Gateway, GatewayStores
+    from agenthost.runtime.registry import AgentRegistry
+
+    return AgentRegistry(settings, Gateway(settings, GatewayStores.detached()))
+
+
 @app.command()
 def check(config: ConfigOption = None) -> None:
     """Validate the configuration and print the resolved settings (secrets masked)."""
-    from agenthost.runtime.registry import AgentRegistry
     from agenthost.settings import load_settings
 
     try:
         settings = load_settings(config)
-        registry = AgentRegistry(settings)
+        registry = _registry(settings)
     except AgentHostError as exc:
         raise _fail(exc.message, 2) from None
     out.print_json(json.dumps(settings.masked()))
@@ -120,7 +130,7 @@ def check(config: ConfigOption = None) -> None:
 @app.command("config-reference")
 def config_reference() -> None:
     """Print the configuration reference (Markdown), generated from the settings model."""
-    from agenthost.settings_reference import render_reference
+    from agenthost.cli.reference import render_reference
 
     sys.stdout.write(render_reference())
 

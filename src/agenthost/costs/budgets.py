@@ -26,19 +26,14 @@ import structlog
 from agenthost.config.costs import BudgetLimit
 from agenthost.errors import BudgetExceededError, BudgetUnavailableError
 from agenthost.records import Payer
-from agenthost.storage.budgets_redis import RedisBudgetStore
-from agenthost.storage.budgets_sql import SqlBudgetStore
 from agenthost.storage.protocols import BudgetCounter, BudgetCounterStore
-from agenthost.storage.redis_client import RedisKeys, redis_client
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from agenthost.costs.alerts import Alerts
     from agenthost.settings import Settings
     from agenthost.storage.ledger import LedgerStore
 
-__all__ = ["Budgets", "Reservation", "budget_store"]
+__all__ = ["Budgets", "Reservation"]
 
 _log = structlog.get_logger(__name__)
 _NANO = 1_000_000_000
@@ -219,16 +214,6 @@ class Budgets:
                 )
                 data = {"budget": counter.key, "spent_nanousd": spent, "limit_nanousd": counter.limit}
                 await self.alerts.fire(f"budget:{counter.key}:{percent}", "budget", message, data)
-
-
-def budget_store(settings: Settings, engine: AsyncEngine) -> BudgetCounterStore:
-    """Redis counters when `[redis] url` is set (shared by replicas), else the database's."""
-    if settings.redis.url is None:
-        return SqlBudgetStore(engine)
-    client = redis_client(
-        settings.redis.url.get_secret_value(), max_connections=settings.redis.max_connections
-    )
-    return RedisBudgetStore(client, RedisKeys(settings.redis.key_prefix))
 
 
 def _exhausted(counter: BudgetCounter) -> BudgetExceededError:

@@ -9,7 +9,8 @@ Hits are marked: their provider is `agenthost-cache`, which prices them at 0 wit
 What is not cached: runs of agents with side-effect tools (at-most-once or approval-required), and
 responses that ended in error or were cut short.
 
-Stores: agenthost's database by default (`response_cache` table), Redis when `[redis] url` is set.
+Stores (`storage/caches_sql.py`, `storage/caches_redis.py`): agenthost's database by default, Redis
+when `[redis] url` is set; `storage/backends.py` picks one.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
-import sqlalchemy as sa
 from pydantic_ai import messages as _messages
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
@@ -34,7 +34,7 @@ from pydantic_ai.usage import RequestUsage
 from agenthost.compat import parts_manager
 from agenthost.gateway.pricing import CACHE_PROVIDER
 from agenthost.observability.metrics import CACHE_LOOKUPS
-from agenthost.storage.redis_client import tenant_index_key
+from agenthost.storage.protocols import ResponseCacheStore
 
 if TYPE_CHECKING:
     from agenthost.gateway.semantic import SemanticCache
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CACHE_PROVIDER",
     "CacheModel",
-    "CacheStore",
-    "RedisCacheStore",
-    "SqlCacheStore",
     "cache_scope",
     "request_key",
 ]
@@ -65,14 +62,6 @@ _scope: ContextVar[_Scope] = ContextVar("agenthost_cache_scope", default=_Scope(
 def cache_scope(*, enabled: bool, tenant: str | None) -> Any:
     """Set, for the calls made in this context, whether caching applies and for which tenant."""
     return _scope.set(_Scope(enabled=enabled, tenant=tenant))
-
-
-class CacheStore(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
-
-    async def set(self, key: str, value: bytes, ttl_seconds: float, tenant: str | None = None) -> None:
-        """Store an answer; `tenant` (the user it was made for) lets erasure find it."""
-        ...
 
 
 def _part_form(part: Any) -> list[Any]:
@@ -108,74 +97,6 @@ def request_key(
     }
     encoded = json.dumps(canonical, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
-
-
-class SqlCacheStore:
-    """Entries in agenthost's database; expired ones are ignored (and overwritten).
-
-    The engine is bound when the server starts (models are built earlier, at configuration time).
-    """
-
-    def __init__(self) -> None:
-        from agenthost.storage.tables import response_cache  # noqa: PLC0415 - avoid an import cycle
-
-        self._engine: Any = None
-        self._table = response_cache
-
-    def bind(self, engine: Any) -> None:
-        self._engine = engine
-
-    async def get(self, key: str) -> bytes | None:
-        if self._engine is None:
-            return None
-        table = self._table
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(table.c.value).where(table.c.key == key, table.c.expires_at > datetime.now(UTC))
-                )
-            ).first()
-        return None if row is None else bytes(row[0])
-
-    async def set(self, key: str, value: bytes, ttl_seconds: float, tenant: str | None = None) -> None:
-        if self._engine is None:
-            return
-        table = self._table
-        expires = datetime.now(UTC) + timedelta(seconds=ttl_seconds)
-        async with self._engine.begin() as conn:
-            await conn.execute(table.delete().where(table.c.key == key))
-            await conn.execute(table.insert().values(key=key, value=value, expires_at=expires, tenant=tenant))
-
-
-class RedisCacheStore:
-    """Entries in Redis with their TTL; shared by every replica."""
-
-    def __init__(self, redis: Any, prefix: str) -> None:
-        self._redis = redis
-        self._root = prefix
-        self._prefix = f"{prefix}:cache:"
-
-    @property
-    def client(self) -> Any:
-        """The Redis client (erasure deletes a user's entries through it)."""
-        return self._redis
-
-    async def get(self, key: str) -> bytes | None:
-        value = await self._redis.get(self._prefix + key)
-        return None if value is None else bytes(value)
-
-    async def set(self, key: str, value: bytes, ttl_seconds: float, tenant: str | None = None) -> None:
-        ttl_ms = max(int(ttl_seconds * 1000), 1)
-        if tenant is None:
-            await self._redis.set(self._prefix + key, value, px=ttl_ms)
-            return
-        # The tenant's index of entries, for erasure; it lives as long as its newest entry.
-        index = tenant_index_key(self._root, "cache", tenant)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(self._prefix + key, value, px=ttl_ms)
-            pipe.sadd(index, key)
-            pipe.pexpire(index, ttl_ms)
-            await pipe.execute()
 
 
 @dataclass
@@ -257,7 +178,7 @@ class CacheModel(WrapperModel):
         self,
         wrapped: Model,
         name: str,
-        store: CacheStore,
+        store: ResponseCacheStore,
         *,
         ttl_seconds: float,
         shared: bool,

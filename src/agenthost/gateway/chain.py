@@ -26,10 +26,11 @@ from pydantic_ai.tools import RunContext
 
 from agenthost.config.gateway import GatewaySettings
 from agenthost.errors import AllModelsUnavailableError
-from agenthost.gateway.breaker import BreakerModel, BreakerStore
+from agenthost.gateway.breaker import BreakerModel
 from agenthost.gateway.metering import MeteredModel
 from agenthost.gateway.pricing import PriceBook
 from agenthost.gateway.retry import RetryModel, RetryPolicy
+from agenthost.storage.protocols import BreakerStore
 
 __all__ = ["AllModelsUnavailableError", "ChainModel", "guard", "primary_model"]
 

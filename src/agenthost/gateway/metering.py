@@ -8,16 +8,12 @@ fallback model is seen separately, and calls refused by an open breaker never co
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
-from pydantic_ai.models.wrapper import WrapperModel
-from pydantic_ai.settings import ModelSettings
-from pydantic_ai.tools import RunContext
+from pydantic_ai.messages import ModelResponse
+from pydantic_ai.models import Model
 
+from agenthost.gateway.hooked import HookedModel
 from agenthost.gateway.pricing import PriceBook
 from agenthost.observability.metrics import (
     MODEL_COST,
@@ -30,13 +26,19 @@ from agenthost.observability.metrics import (
 __all__ = ["MeteredModel"]
 
 
-class MeteredModel(WrapperModel):
+class MeteredModel(HookedModel):
     """Counts, times and prices the wrapped provider model's requests."""
 
     def __init__(self, wrapped: Model, prices: PriceBook) -> None:
         super().__init__(wrapped)
         self.prices = prices
         self.metric_label = wrapped.model_name
+
+    async def before(self) -> float:
+        return time.perf_counter()
+
+    async def after(self, token: Any, error: BaseException | None, response: ModelResponse | None) -> None:
+        self._observe(token, error, response)
 
     def _observe(self, started: float, exc: BaseException | None, response: ModelResponse | None) -> None:
         MODEL_REQUESTS.labels(self.metric_label, outcome_of(exc)).inc()
@@ -55,37 +57,3 @@ class MeteredModel(WrapperModel):
         price = self.prices.price(response.model_name or self.metric_label, response.provider_name, usage)
         if price.nanousd:
             MODEL_COST.labels(self.metric_label).inc(price.nanousd / 1e9)
-
-    async def request(
-        self,
-        messages: list[ModelMessage],
-        model_settings: ModelSettings | None,
-        model_request_parameters: ModelRequestParameters,
-    ) -> ModelResponse:
-        started = time.perf_counter()
-        try:
-            response = await self.wrapped.request(messages, model_settings, model_request_parameters)
-        except Exception as exc:
-            self._observe(started, exc, None)
-            raise
-        self._observe(started, None, response)
-        return response
-
-    @asynccontextmanager
-    async def request_stream(
-        self,
-        messages: list[ModelMessage],
-        model_settings: ModelSettings | None,
-        model_request_parameters: ModelRequestParameters,
-        run_context: RunContext[Any] | None = None,
-    ) -> AsyncGenerator[StreamedResponse]:
-        started = time.perf_counter()
-        try:
-            async with self.wrapped.request_stream(
-                messages, model_settings, model_request_parameters, run_context
-            ) as response:
-                yield response
-        except Exception as exc:
-            self._observe(started, exc, None)
-            raise
-        self._observe(started, None, response.get())

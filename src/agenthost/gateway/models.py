@@ -21,18 +21,18 @@ from pydantic_ai.settings import ModelSettings
 
 from agenthost.config.models import LocalModelSettings, ModelConfig
 from agenthost.errors import ConfigError, ModelNotConfiguredError
-from agenthost.gateway.breaker import BreakerStore, MemoryBreakerStore
-from agenthost.gateway.cache import CacheModel, CacheStore, RedisCacheStore, SqlCacheStore
+from agenthost.gateway.cache import CacheModel
 from agenthost.gateway.chain import ChainModel, guard
 from agenthost.gateway.context import ContextModel, OverflowStrategy
 from agenthost.gateway.embeddings import Embedder, MiniLMEmbedder, OpenAIEmbedder
 from agenthost.gateway.local import LocalLlamaModel, local_model_available
 from agenthost.gateway.pricing import PriceBook, context_window_of
-from agenthost.gateway.semantic import RedisSemanticStore, SemanticCache, SqlSemanticStore
+from agenthost.gateway.semantic import SemanticCache
 from agenthost.settings import Settings
-from agenthost.storage.redis_client import redis_client
+from agenthost.storage.breakers_memory import MemoryBreakerStore
+from agenthost.storage.protocols import BreakerStore, ResponseCacheStore, SemanticCacheStore
 
-__all__ = ["Gateway", "ResolvedModel", "build_provider_model", "env_secret"]
+__all__ = ["Gateway", "GatewayStores", "ResolvedModel", "build_provider_model", "env_secret"]
 
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-5"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -153,11 +153,25 @@ def _embedder(settings: Settings) -> Embedder:
     return OpenAIEmbedder(cfg.model, cfg.base_url, key, cfg.timeout)
 
 
-def _semantic(settings: Settings, redis: Any) -> SemanticCache | None:
+@dataclass(frozen=True)
+class GatewayStores:
+    """Where the gateway keeps its state (`storage/backends.py` opens them): circuit breakers, and
+    the response caches (used when `[cache]` enables them)."""
+
+    breakers: BreakerStore
+    response_cache: ResponseCacheStore | None = None
+    semantic_cache: SemanticCacheStore | None = None
+
+    @classmethod
+    def detached(cls) -> GatewayStores:
+        """In-process breakers and no caches: for checking a configuration without its storage."""
+        return cls(MemoryBreakerStore())
+
+
+def _semantic(settings: Settings, store: SemanticCacheStore | None) -> SemanticCache | None:
     cache = settings.cache
-    if not cache.semantic:
+    if not cache.semantic or store is None:
         return None
-    store = SqlSemanticStore() if redis is None else RedisSemanticStore(redis, settings.redis.key_prefix)
     return SemanticCache(
         _embedder(settings),
         store,
@@ -167,40 +181,24 @@ def _semantic(settings: Settings, redis: Any) -> SemanticCache | None:
     )
 
 
-def stores(settings: Settings) -> tuple[BreakerStore, CacheStore, SemanticCache | None]:
-    """Breakers and caches in Redis when `[redis] url` is set (shared by replicas), else local/database."""
-    if settings.redis.url is None:
-        return MemoryBreakerStore(), SqlCacheStore(), _semantic(settings, None)
-    from agenthost.gateway.breaker_redis import RedisBreakerStore  # noqa: PLC0415 - loads the client
-
-    client = redis_client(
-        settings.redis.url.get_secret_value(), max_connections=settings.redis.max_connections
-    )
-    prefix = settings.redis.key_prefix
-    return RedisBreakerStore(client, prefix), RedisCacheStore(client, prefix), _semantic(settings, client)
-
-
 @dataclass
 class Gateway:
-    """The process's model gateway: configured chains, shared breakers, prices."""
+    """The process's model gateway: configured chains, shared breakers and caches, prices."""
 
     settings: Settings
-    breakers: BreakerStore = field(init=False)
-    cache_store: CacheStore = field(init=False)
+    stores: GatewayStores
     semantic: SemanticCache | None = field(init=False)
     prices: PriceBook = field(init=False)
     _chains: dict[str, ResolvedModel] = field(default_factory=dict, init=False)
     _passthrough: dict[str, Model] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
-        self.breakers, self.cache_store, self.semantic = stores(self.settings)
+        self.semantic = _semantic(self.settings, self.stores.semantic_cache)
         self.prices = PriceBook.from_models(self.settings.models.values(), self.settings.batch.discount)
 
-    def bind(self, engine: Any) -> None:
-        """Give the database-backed caches the server's engine (they are built before it)."""
-        for store in (self.cache_store, self.semantic.store if self.semantic else None):
-            if isinstance(store, (SqlCacheStore, SqlSemanticStore)):
-                store.bind(engine)
+    @property
+    def breakers(self) -> BreakerStore:
+        return self.stores.breakers
 
     async def warm(self) -> None:
         """Load what would otherwise slow the first request down (the local embedding model)."""
@@ -210,12 +208,12 @@ class Gateway:
     def cached(self, name: str, model: Model) -> Model:
         """`model` behind the exact response cache, when `[cache]` is enabled."""
         cache = self.settings.cache
-        if not cache.enabled:
+        if not cache.enabled or self.stores.response_cache is None:
             return model
         return CacheModel(
             model,
             name,
-            self.cache_store,
+            self.stores.response_cache,
             ttl_seconds=cache.ttl_seconds,
             shared=cache.shared_across_tenants,
             semantic=self.semantic,

@@ -12,11 +12,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from genai_prices import calc_price
 from pydantic_ai.messages import ModelResponse
 from pydantic_ai.usage import RequestUsage
+
+from agenthost.records import CallRecord, Cost, CostStatus
 
 if TYPE_CHECKING:
     from agenthost.config.models import ModelConfig, PriceOverride
@@ -32,7 +34,6 @@ __all__ = [
     "price_call",
 ]
 
-CostStatus = Literal["none", "priced", "free", "cached", "unknown_model", "partial"]
 _NANO = Decimal(1_000_000_000)
 CACHE_PROVIDER = "agenthost-cache"
 """The provider name of answers from the response cache (priced 0, status `cached`)."""
@@ -73,11 +74,12 @@ class PriceBook:
             return Price(round(price.nanousd * self.batch_price), price.status)
         return price
 
-    def record(self, response: ModelResponse, *also: ModelResponse) -> dict[str, Any]:
-        """What the ledger and the `usage` event keep of a call: model, provider, whether it came
-        from the response cache, tokens by kind, and its price (with `also`'s: context summaries)."""
+    def call(self, response: ModelResponse, *also: ModelResponse) -> CallRecord:
+        """What the ledger keeps of a call: model, provider, whether it came from the response
+        cache, tokens by kind, and its price (with `also`'s: context summaries). Without savings:
+        they are measured against an agent's model (`costs.savings.call_record`)."""
         price = self.total(self.of(call) for call in [response, *also])
-        return {**call_fields(response), "cost": {"nanousd": price.nanousd, "status": price.status}}
+        return CallRecord(**call_fields(response), cost=Cost(nanousd=price.nanousd, status=price.status))
 
     @staticmethod
     def total(prices: Iterable[Price]) -> Price:

@@ -11,19 +11,16 @@ Embeddings come from `[cache] semantic_embeddings`: `local` (all-MiniLM-L6-v2 on
 `[semantic]` extra) or a `[models]` entry served over the OpenAI embeddings API. A failed
 embedding is a miss, never a failed call.
 
-Stores: agenthost's database (`semantic_cache` table) or Redis; a lookup reads the partition's
-newest `semantic_max_entries` vectors and compares them in memory.
+Stores (`storage/caches_sql.py`, `storage/caches_redis.py`): agenthost's database or Redis; a lookup
+reads the partition's newest `semantic_max_entries` vectors and compares them in memory.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-import sqlalchemy as sa
 import structlog
 from pydantic_ai import messages as _messages
 from pydantic_ai.models import ModelRequestParameters
@@ -31,23 +28,11 @@ from pydantic_ai.settings import ModelSettings
 
 from agenthost.gateway.cache import request_key
 from agenthost.gateway.embeddings import Embedder
-from agenthost.storage.redis_client import tenant_index_key
+from agenthost.storage.protocols import SemanticCacheStore
 
-__all__ = ["RedisSemanticStore", "SemanticCache", "SemanticStore", "SqlSemanticStore", "prompt_of"]
+__all__ = ["SemanticCache", "prompt_of"]
 
 _log = structlog.get_logger(__name__)
-
-
-class SemanticStore(Protocol):
-    async def candidates(self, partition: str, limit: int) -> list[tuple[bytes, bytes]]:
-        """The partition's live entries, newest first: (float32 vector bytes, stored value)."""
-        ...
-
-    async def add(
-        self, partition: str, vector: bytes, value: bytes, ttl_seconds: float, tenant: str | None = None
-    ) -> None:
-        """Store an entry; `tenant` (the user it was made for) lets erasure find it."""
-        ...
 
 
 def prompt_of(messages: list[_messages.ModelMessage]) -> str | None:
@@ -77,7 +62,7 @@ class SemanticCache:
     def __init__(
         self,
         embedder: Embedder,
-        store: SemanticStore,
+        store: SemanticCacheStore,
         *,
         threshold: float,
         max_entries: int,
@@ -143,96 +128,3 @@ class SemanticCache:
             await self.store.add(partition, vector.tobytes(), value, self.ttl_seconds, tenant)
         except Exception as exc:
             _log.warning("semantic_cache_store_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-
-
-class SqlSemanticStore:
-    """Entries in agenthost's database; the engine is bound when the server starts."""
-
-    def __init__(self) -> None:
-        from agenthost.storage.tables import semantic_cache  # noqa: PLC0415 - avoid an import cycle
-
-        self._engine: Any = None
-        self._table = semantic_cache
-
-    def bind(self, engine: Any) -> None:
-        self._engine = engine
-
-    async def candidates(self, partition: str, limit: int) -> list[tuple[bytes, bytes]]:
-        if self._engine is None:
-            return []
-        table = self._table
-        query = (
-            sa.select(table.c.vector, table.c.value)
-            .where(table.c.partition == partition, table.c.expires_at > datetime.now(UTC))
-            .order_by(table.c.id.desc())
-            .limit(limit)
-        )
-        async with self._engine.connect() as conn:
-            return [(bytes(v), bytes(value)) for v, value in (await conn.execute(query)).all()]
-
-    async def add(
-        self, partition: str, vector: bytes, value: bytes, ttl_seconds: float, tenant: str | None = None
-    ) -> None:
-        if self._engine is None:
-            return
-        table = self._table
-        now = datetime.now(UTC)
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                table.delete().where(table.c.partition == partition, table.c.expires_at <= now)
-            )
-            await conn.execute(
-                table.insert().values(
-                    partition=partition,
-                    vector=vector,
-                    value=value,
-                    expires_at=now + timedelta(seconds=ttl_seconds),
-                    tenant=tenant,
-                )
-            )
-
-
-class RedisSemanticStore:
-    """Entries as Redis keys with their TTL, indexed per partition by a sorted set (newest last)."""
-
-    def __init__(self, redis: Any, prefix: str) -> None:
-        self._redis = redis
-        self._root = prefix
-        self._prefix = f"{prefix}:semantic:"
-
-    async def candidates(self, partition: str, limit: int) -> list[tuple[bytes, bytes]]:
-        index = f"{self._prefix}{partition}"
-        ids = await self._redis.zrevrange(index, 0, limit - 1)
-        if not ids:
-            return []
-        keys = [f"{index}:{entry.decode()}" for entry in ids]
-        vectors = await self._redis.mget([f"{key}:v" for key in keys])
-        values = await self._redis.mget([f"{key}:a" for key in keys])
-        found = [
-            (bytes(v), bytes(a))
-            for v, a in zip(vectors, values, strict=True)
-            if v is not None and a is not None
-        ]
-        expired = [entry for entry, v in zip(ids, vectors, strict=True) if v is None]
-        if expired:
-            await self._redis.zrem(index, *expired)
-        return found
-
-    async def add(
-        self, partition: str, vector: bytes, value: bytes, ttl_seconds: float, tenant: str | None = None
-    ) -> None:
-        index = f"{self._prefix}{partition}"
-        entry = secrets.token_hex(8)
-        ttl_ms = max(int(ttl_seconds * 1000), 1)
-        now = datetime.now(UTC).timestamp()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(f"{index}:{entry}:v", vector, px=ttl_ms)
-            pipe.set(f"{index}:{entry}:a", value, px=ttl_ms)
-            pipe.zadd(index, {entry: now})
-            pipe.pexpire(index, ttl_ms)
-            if tenant is not None:
-                # The tenant's index of entries (`<partition>:<entry>`), for erasure.
-                owned = tenant_index_key(self._root, "semantic", tenant)
-                pipe.sadd(owned, f"{partition}:{entry}")
-                pipe.pexpire(owned, ttl_ms)
-            await pipe.execute()

@@ -25,24 +25,34 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dbos import DBOS
 from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, ToolDenied
 from pydantic_core import to_jsonable_python
 
 from agenthost.errors import ConflictError, ErrorCode, NotFoundError
+from agenthost.records import EventType
+from agenthost.runtime.state import RunState
+from agenthost.security.sealing import Sealer
+from agenthost.storage.approvals import ApprovalStore
+from agenthost.storage.runs import RunStore
 
-if TYPE_CHECKING:
-    from agenthost.runtime.execution import RunExecution
-    from agenthost.runtime.runtime import Runtime
-
-__all__ = ["APPROVAL_TOPIC", "approval_id", "await_approvals", "decide", "fork_approvals"]
+__all__ = ["APPROVAL_TOPIC", "ApprovalWait", "approval_id", "await_approvals", "decide", "fork_approvals"]
 
 APPROVAL_TOPIC = "agenthost.approval"
 _DECIDED = ("approved", "denied", "expired")
+
+
+@dataclass(frozen=True)
+class ApprovalWait:
+    """What approval waits use besides the run's state: the approvals table and the run's status."""
+
+    approvals: ApprovalStore
+    runs: RunStore
 
 
 def approval_id(run_id: str, tool_call_id: str) -> str:
@@ -50,24 +60,26 @@ def approval_id(run_id: str, tool_call_id: str) -> str:
     return "apr_" + hashlib.sha256(f"{run_id}\x00{tool_call_id}".encode()).hexdigest()[:24]
 
 
-async def await_approvals(run: RunExecution, requests: DeferredToolRequests) -> DeferredToolResults:
-    runtime = run.runtime
-    recorded: list[dict[str, Any]] = (
-        await DBOS.run_step_async({"name": "approval:request"}, _request, run, requests)
+async def await_approvals(
+    run: RunState, wait: ApprovalWait, requests: DeferredToolRequests
+) -> DeferredToolResults:
+    """Record the calls' approvals, wait durably for the decisions, and return them."""
+    recorded: list[dict[str, Any]] = run.open(
+        await DBOS.run_step_async({"name": "approval:request"}, _request, run, wait, requests)
     )["approvals"]
     own = {row["tool_call_id"]: approval_id(run.run_id, row["tool_call_id"]) for row in recorded}
     call_of = {row["id"]: row["tool_call_id"] for row in recorded}
     rows = recorded
     if any(row["id"] != own[row["tool_call_id"]] for row in recorded):
         # Replayed from the run this one was forked from: wait on this run's own approvals.
-        rows = await _adopt(run, recorded)
+        rows = await _adopt(run, wait, recorded)
     # All of them, decided or not: the loop below must take the steps the recorded run took.
     pending = {row["id"]: row for row in rows}
     if any(row["status"] == "pending" for row in rows):
-        await runtime.store.set_status(run.run_id, "waiting_approval", only_from=frozenset({"running"}))
+        await wait.runs.set_status(run.run_id, "waiting_approval", only_from=frozenset({"running"}))
     for row in pending.values():
         run.emit(
-            "approval.required",
+            EventType.APPROVAL_REQUIRED,
             {
                 "approval_id": row["id"],
                 "tool_call_id": row["tool_call_id"],
@@ -83,27 +95,30 @@ async def await_approvals(run: RunExecution, requests: DeferredToolRequests) -> 
         # Always wait (even past the deadline) so the run takes the same steps when replayed.
         remaining = max(deadline - time.time(), 0.01)
         woke = await DBOS.recv_async(APPROVAL_TOPIC, timeout_seconds=remaining) is not None
-        decided = await DBOS.run_step_async({"name": "approval:read"}, _read, run, list(pending), not woke)
+        decided = run.open(
+            await DBOS.run_step_async({"name": "approval:read"}, _read, run, wait, list(pending), not woke)
+        )
         for row in decided:
             # A read step a fork replays names the approvals of the run it was forked from.
             key = own.get(row.get("tool_call_id") or call_of.get(row["id"], ""), row["id"])
             if key != row["id"]:
-                await _settle(run, key, row)
+                await _settle(wait, key, row)
             decisions[key] = {**row, "id": key}
             pending.pop(key, None)
         if not woke and pending:
             # Past the deadline: everything left was just expired by `_read`.
             break
-    await runtime.store.set_status(run.run_id, "running", only_from=frozenset({"waiting_approval"}))
+    await wait.runs.set_status(run.run_id, "running", only_from=frozenset({"waiting_approval"}))
     return _results(run, requests, decisions)
 
 
-async def _request(run: RunExecution, requests: DeferredToolRequests) -> dict[str, Any]:
-    """The `approval:request` step: record the pending approvals (rows and their deadlines)."""
+async def _request(run: RunState, wait: ApprovalWait, requests: DeferredToolRequests) -> dict[str, Any]:
+    """The `approval:request` step: record the pending approvals (rows and their deadlines); what
+    DBOS keeps of them is sealed (the calls' arguments)."""
     now = datetime.now(UTC)
     rows = [
         _new_row(
-            run.runtime,
+            run.tools.approval_timeout,
             run.run_id,
             {
                 "tool_call_id": call.tool_call_id,
@@ -116,19 +131,19 @@ async def _request(run: RunExecution, requests: DeferredToolRequests) -> dict[st
         )
         for call in requests.approvals
     ]
-    await run.runtime.approvals.request(rows)
-    return {"approvals": [_recorded(row) for row in rows]}
+    await wait.approvals.request(rows)
+    return run.seal({"approvals": [_recorded(row) for row in rows]})
 
 
 def _results(
-    run: RunExecution, requests: DeferredToolRequests, decisions: dict[str, dict[str, Any]]
+    run: RunState, requests: DeferredToolRequests, decisions: dict[str, dict[str, Any]]
 ) -> DeferredToolResults:
     """Emit each decision and turn it into pydantic-ai's: approved, or denied with the reason."""
     results = DeferredToolResults()
     for call in requests.approvals:
         row = decisions[approval_id(run.run_id, call.tool_call_id)]
         run.emit(
-            "approval.resolved",
+            EventType.APPROVAL_RESOLVED,
             {
                 "approval_id": row["id"],
                 "tool_call_id": call.tool_call_id,
@@ -154,9 +169,10 @@ def _results(
     return results
 
 
-async def _read(run: RunExecution, ids: list[str], expire: bool) -> list[dict[str, Any]]:
-    """The decided approvals among `ids`; with `expire`, first expire those still pending."""
-    store = run.runtime.approvals
+async def _read(run: RunState, wait: ApprovalWait, ids: list[str], expire: bool) -> dict[str, str]:
+    """The decided approvals among `ids` (sealed: who decided, and why); with `expire`, first
+    expire those still pending."""
+    store = wait.approvals
     if expire:
         now = datetime.now(UTC)
         for pending_id in ids:
@@ -164,7 +180,7 @@ async def _read(run: RunExecution, ids: list[str], expire: bool) -> list[dict[st
                 pending_id, "expired", "system:timeout", "no decision before the deadline", now
             )
     rows = await store.of_run(run.run_id, ids)
-    return [
+    decided = [
         {
             "id": row["id"],
             "tool_call_id": row["tool_call_id"],
@@ -177,10 +193,18 @@ async def _read(run: RunExecution, ids: list[str], expire: bool) -> list[dict[st
         for row in rows
         if row["status"] in _DECIDED
     ]
+    return run.seal(decided)
 
 
 async def fork_approvals(
-    runtime: Runtime, source: dict[str, Any], fork_id: str, from_step: int, steps: Sequence[Any]
+    store: ApprovalStore,
+    *,
+    timeout_of: Callable[[str], float],
+    source: dict[str, Any],
+    fork_id: str,
+    from_step: int,
+    steps: Sequence[Any],
+    sealer: Sealer,
 ) -> None:
     """Record the approvals of a fork of `source` (its DBOS `steps`) that replays those before `from_step`.
 
@@ -188,7 +212,11 @@ async def fork_approvals(
     that decision (so it continues without waiting); otherwise it is pending, with a deadline
     counted from now, for someone to decide on the fork. Written before the fork starts.
     """
-    copied = [step for step in steps if step["function_id"] < from_step]
+    copied = [
+        {**step, "output": _opened(sealer, step["output"])}
+        for step in steps
+        if step["function_id"] < from_step
+    ]
     requested = [
         row
         for step in copied
@@ -209,7 +237,7 @@ async def fork_approvals(
     now = datetime.now(UTC)
     rows = []
     for row in requested:
-        fresh = _new_row(runtime, fork_id, row, agent=source["agent"], user_id=source["user_id"], now=now)
+        fresh = _new_row(timeout_of, fork_id, row, agent=source["agent"], user_id=source["user_id"], now=now)
         decision = decided.get(row["tool_call_id"])
         if decision is not None:
             fresh.update(
@@ -222,22 +250,39 @@ async def fork_approvals(
                 reason=decision["reason"],
             )
         rows.append(fresh)
-    await runtime.approvals.request(rows)
+    await store.request(rows)
 
 
-async def _adopt(run: RunExecution, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _opened(sealer: Sealer, output: Any) -> Any:
+    """A recorded step output, opened when it is sealed (unreadable ones count as nothing)."""
+    if isinstance(output, dict) and set(output) == {"sealed"}:
+        try:
+            return sealer.open(output["sealed"])
+        except Exception:
+            return None
+    return output
+
+
+async def _adopt(run: RunState, wait: ApprovalWait, recorded: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """This fork's own approvals for requests it replayed (in the recorded order).
 
     `fork_approvals` wrote them when the fork was made; any missing (a fork made by an earlier
     version) are asked for now, so the run never waits on an approval nobody can decide.
     """
-    store = run.runtime.approvals
+    store = wait.approvals
     ids = [approval_id(run.run_id, row["tool_call_id"]) for row in recorded]
     found = {row["id"] for row in await store.of_run(run.run_id, ids)}
     now = datetime.now(UTC)
     await store.request(
         [
-            _new_row(run.runtime, run.run_id, row, agent=run.spec.agent, user_id=run.spec.user_id, now=now)
+            _new_row(
+                run.tools.approval_timeout,
+                run.run_id,
+                row,
+                agent=run.spec.agent,
+                user_id=run.spec.user_id,
+                now=now,
+            )
             for row, new_id in zip(recorded, ids, strict=True)
             if new_id not in found
         ]
@@ -247,10 +292,10 @@ async def _adopt(run: RunExecution, recorded: list[dict[str, Any]]) -> list[dict
     return [_recorded(current[new_id]) for new_id in ids]
 
 
-async def _settle(run: RunExecution, own_id: str, decision: dict[str, Any]) -> None:
+async def _settle(wait: ApprovalWait, own_id: str, decision: dict[str, Any]) -> None:
     """A fork replayed a decision: make sure its own approval shows it (no-op once it does)."""
     at = datetime.fromisoformat(decision["decided_at"]) if decision["decided_at"] else datetime.now(UTC)
-    await run.runtime.approvals.decide(
+    await wait.approvals.decide(
         own_id,
         decision["status"],
         decision["decided_by"],
@@ -261,14 +306,16 @@ async def _settle(run: RunExecution, own_id: str, decision: dict[str, Any]) -> N
 
 
 def _new_row(
-    runtime: Runtime, run_id: str, call: dict[str, Any], *, agent: str, user_id: str | None, now: datetime
+    timeout_of: Callable[[str], float],
+    run_id: str,
+    call: dict[str, Any],
+    *,
+    agent: str,
+    user_id: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """A pending approval row for `call` (tool_call_id, tool_name, args), due by its tool's deadline."""
-    config = runtime.settings.agents.get(agent)
-    tool = config.tools.get(call["tool_name"]) if config is not None else None
-    timeout = (tool.approval_timeout_seconds if tool is not None else None) or (
-        runtime.settings.durability.approval_timeout_seconds
-    )
+    timeout = timeout_of(call["tool_name"])
     return {
         "id": approval_id(run_id, call["tool_call_id"]),
         "run_id": run_id,
@@ -298,7 +345,8 @@ def _iso(value: datetime | None) -> str | None:
 
 
 async def decide(
-    runtime: Runtime,
+    approvals: ApprovalStore,
+    runs: RunStore,
     run_id: str,
     approval: str,
     *,
@@ -309,7 +357,7 @@ async def decide(
 ) -> dict[str, Any]:
     """Record a decision (made by `by`, the authenticated caller, possibly for `on_behalf_of`) and
     wake the run; 409 if it is not pending any more."""
-    row = await runtime.approvals.get(approval)
+    row = await approvals.get(approval)
     if row is None or row["run_id"] != run_id:
         msg = f"run {run_id!r} has no approval {approval!r}"
         raise NotFoundError(msg, code=ErrorCode.APPROVAL_NOT_FOUND)
@@ -317,15 +365,13 @@ async def decide(
         when = row["decided_at"].isoformat() if row["decided_at"] else "earlier"
         msg = f"approval {approval!r} is already {row['status']} (by {row['decided_by']} at {when})"
         raise ConflictError(msg, code=ErrorCode.APPROVAL_ALREADY_DECIDED)
-    run = await runtime.store.get(run_id)
+    run = await runs.get(run_id)
     if run is None or run["status"] != "waiting_approval":
         status = run["status"] if run else "gone"
         msg = f"run {run_id!r} is {status}, not waiting for approval"
         raise ConflictError(msg, code=ErrorCode.RUN_NOT_WAITING)
     status = "approved" if approve else "denied"
-    if not await runtime.approvals.decide(
-        approval, status, by, reason, datetime.now(UTC), on_behalf_of=on_behalf_of
-    ):
+    if not await approvals.decide(approval, status, by, reason, datetime.now(UTC), on_behalf_of=on_behalf_of):
         msg = f"approval {approval!r} was decided by someone else a moment ago"
         raise ConflictError(msg, code=ErrorCode.APPROVAL_ALREADY_DECIDED)
     # The table holds the decision; the message only wakes the run (a lost one costs a delay, not
@@ -333,6 +379,6 @@ async def decide(
     await DBOS.send_async(
         run_id, {"approval_id": approval}, APPROVAL_TOPIC, idempotency_key=f"{approval}:decided"
     )
-    decided = await runtime.approvals.get(approval)
+    decided = await approvals.get(approval)
     assert decided is not None
     return decided

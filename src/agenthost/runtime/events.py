@@ -22,11 +22,11 @@ from typing import Any, Final
 
 import structlog
 
+from agenthost.records import EventType
 from agenthost.storage.runs import RunStore
 
-__all__ = ["TERMINAL_EVENTS", "EventBus", "EventWriter", "RunEvent", "Subscription"]
+__all__ = ["EventBus", "EventWriter", "RunEvent", "Subscription"]
 
-TERMINAL_EVENTS: Final = frozenset({"run.completed", "run.failed", "run.cancelled"})
 _log = structlog.get_logger(__name__)
 
 
@@ -36,13 +36,13 @@ class RunEvent:
 
     run_id: str
     seq: int
-    type: str
+    type: EventType
     data: dict[str, Any]
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def terminal(self) -> bool:
-        return self.type in TERMINAL_EVENTS
+        return self.type.terminal
 
     def payload(self) -> dict[str, Any]:
         """The JSON object sent to clients."""
@@ -63,7 +63,7 @@ class RunEvent:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunEvent:
-        return cls(row["run_id"], row["seq"], row["type"], row["data"], row["created_at"])
+        return cls(row["run_id"], row["seq"], EventType(row["type"]), row["data"], row["created_at"])
 
 
 class Subscription:

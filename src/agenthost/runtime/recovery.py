@@ -12,17 +12,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 from dbos import DBOS, SetWorkflowID
+from pydantic import ValidationError
 
-from agenthost.errors import ConflictError, ErrorCode, InvalidRequestError
+from agenthost.errors import ConflictError, ContentErasedError, ErrorCode, InvalidRequestError
+from agenthost.records import ACTIVE_STATUSES, ERASED, ModelStepRecord
 from agenthost.runtime.approvals import fork_approvals
-from agenthost.runtime.runtime import Runtime
+from agenthost.runtime.environment import RunEnvironment
 from agenthost.runtime.service import RunService, new_run_id
-from agenthost.storage.runs import ACTIVE_STATUSES
+from agenthost.security.sealing import Sealer
+from agenthost.storage.runs import RunStart
 
 __all__ = ["RunRecovery"]
 
@@ -33,15 +37,25 @@ _DEAD_DBOS = frozenset({"MAX_RECOVERY_ATTEMPTS_EXCEEDED", "ERROR"})
 class RunRecovery:
     """Operations on the durable record of runs."""
 
-    def __init__(self, runtime: Runtime, service: RunService) -> None:
-        self.runtime = runtime
+    def __init__(self, env: RunEnvironment, service: RunService) -> None:
+        self.env = env
         self.service = service
-        self.store = runtime.store
+        self.store = env.stores.runs
 
     async def steps(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's checkpointed steps, oldest first."""
-        await self.service.get(run_id)
-        return [_step_view(step) for step in await DBOS.list_workflow_steps_async(run_id)]
+        """The run's checkpointed steps, oldest first (tool errors opened with the run's key and
+        redacted like its events)."""
+        row = await self.service.get(run_id)
+        sealer = Sealer(await self.store.data_key(run_id))
+        redaction = self.env.policies.redaction
+
+        def error_of(sealed: str) -> Any:
+            try:
+                return redaction.value(row["agent"], sealer.open(sealed))
+            except (ContentErasedError, ValueError):
+                return ERASED
+
+        return [_step_view(step, error_of) for step in await DBOS.list_workflow_steps_async(run_id)]
 
     async def resume(self, run_id: str) -> dict[str, Any]:
         """Re-execute a dead run from its failed step (or from its last checkpoint)."""
@@ -87,13 +101,26 @@ class RunRecovery:
             "fork_step": from_step,
             "created_at": now,
             "started_at": now,
+            # The steps it replays were sealed with the source's key: the fork shares it.
+            "data_key": await self.store.data_key(run_id),
         }
         await self.store.create(row)
         # Before the fork starts: the approvals it replays become its own (decided or asked again).
         steps = await DBOS.list_workflow_steps_async(run_id)
-        await fork_approvals(self.runtime, source, fork_id, from_step, steps)
+        tools = self.env.tool_policy(source["agent"])
+        await fork_approvals(
+            self.env.stores.approvals,
+            timeout_of=tools.approval_timeout,
+            source=source,
+            fork_id=fork_id,
+            from_step=from_step,
+            steps=steps,
+            sealer=Sealer(row["data_key"]),
+        )
+        self.env.local.starts[fork_id] = RunStart(row["data_key"], from_step, None)
         with SetWorkflowID(fork_id):
             await DBOS.fork_workflow_async(run_id, from_step)
+        row.pop("data_key")
         _log.info("run_forked", run_id=fork_id, source=run_id, from_step=from_step)
         return row
 
@@ -130,7 +157,7 @@ class RunRecovery:
         return {"lost": len(lost), "dead": dead}
 
 
-def _step_view(step: Any) -> dict[str, Any]:
+def _step_view(step: Any, error_of: Callable[[str], Any]) -> dict[str, Any]:
     name: str = step["function_name"]
     kind, _, label = name.partition(":")
     output = step["output"] if isinstance(step["output"], dict) else {}
@@ -150,22 +177,31 @@ def _step_view(step: Any) -> dict[str, Any]:
         view.update(_model_details(output))
     elif kind == "tool":
         view["outcome"] = output.get("outcome", view["outcome"])
-        if "error" in output:
-            view["error"] = output["error"]
+        if view["outcome"] != "ok" and isinstance(output.get("sealed"), str):
+            error = error_of(output["sealed"])
+            view["error"] = (
+                {"type": output["error_type"], "message": error} if output.get("error_type") else error
+            )
     elif kind == "tool-start":
         view["name"] = f"{label} (start marker)"
     return view
 
 
 def _model_details(output: dict[str, Any]) -> dict[str, Any]:
-    if "error" in output:
-        return {"outcome": "error", "error": output["error"]}
-    usage = (output.get("response") or {}).get("usage") or {}
+    """What the timeline shows of a model step: its accounting (never sealed)."""
+    try:
+        record = ModelStepRecord.model_validate(output)
+    except ValidationError:
+        return {}
+    if record.error is not None or record.call is None:
+        error = record.error.model_dump() if record.error is not None else None
+        return {"outcome": "error", "error": error}
+    call = record.call
     return {
-        "model": (output.get("response") or {}).get("model_name"),
-        "input_tokens": usage.get("input_tokens", 0),
-        "output_tokens": usage.get("output_tokens", 0),
-        "cost": {"nanousd": output.get("cost_nanousd", 0), "status": output.get("cost_status", "none")},
+        "model": call.model,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cost": {"nanousd": call.cost.nanousd, "status": call.cost.status},
     }
 
 

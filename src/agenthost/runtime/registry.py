@@ -82,12 +82,12 @@ def _check_tools(name: str, agent: AbstractAgent[Any, Any], configured: set[str]
 class AgentRegistry:
     """Loads every configured agent at start-up, so a wrong path fails fast."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, gateway: Gateway) -> None:
         if settings.config_dir is not None and str(settings.config_dir) not in sys.path:
             # Agents sit next to their agenthost.toml, as `agenthost init` lays them out.
             sys.path.insert(0, str(settings.config_dir))
         self._entries: dict[str, AgentEntry] = {}
-        self.gateway = Gateway(settings)
+        self.gateway = gateway
         for name, cfg in settings.agents.items():
             obj = import_object(cfg.path, f"agents.{name}.path")
             if not isinstance(obj, AbstractAgent):

@@ -21,13 +21,15 @@ from agenthost.costs.guard import estimate_call
 from agenthost.errors import ConflictError, ErrorCode, InvalidRequestError, NotFoundError
 from agenthost.gateway.routing import classify, classify_with_model
 from agenthost.observability.metrics import ROUTING_DECISIONS
+from agenthost.records import TERMINAL_STATUSES, UsageRecord
+from agenthost.runtime.environment import RunEnvironment
 from agenthost.runtime.events import RunEvent, Subscription
-from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.spec import RunSpec, configured_model
-from agenthost.runtime.workflow import start_run
+from agenthost.runtime.workflow import DurableRuns
 from agenthost.security.audit import actor_fields
+from agenthost.security.sealing import Sealer, new_data_key
 from agenthost.storage.ledger import ledger_row
-from agenthost.storage.runs import TERMINAL_STATUSES, RunFilter
+from agenthost.storage.runs import RunFilter, RunStart
 
 __all__ = ["RunService", "Submission", "new_run_id"]
 
@@ -66,14 +68,17 @@ class Submission:
     row: dict[str, Any]
     created: bool
     handle: Any | None
+    data_key: bytes | None = None
+    """The run's data key (never part of `row`): opens the summary its workflow returns."""
 
 
 class RunService:
     """Operations on runs, shared by every transport."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
+    def __init__(self, env: RunEnvironment, durable: DurableRuns) -> None:
+        self.env = env
+        self.durable = durable
+        self.store = env.stores.runs
 
     async def submit(
         self, spec: RunSpec, *, idempotency_key: str | None, if_busy: str = "queue"
@@ -83,7 +88,7 @@ class RunService:
         A run on a thread is queued behind the thread's running run, or refused (409
         `thread_busy`) with `if_busy="reject"`.
         """
-        self.runtime.registry.get(spec.agent)  # unknown agent -> 404 before anything is written
+        self.env.registry.get(spec.agent)  # unknown agent -> 404 before anything is written
         # Hashed as the caller sent it: a model classifier may answer differently on a retry.
         request_hash = _request_hash(spec)
         run_id = _idempotent_run_id(spec.agent, idempotency_key) if idempotency_key else new_run_id()
@@ -98,9 +103,9 @@ class RunService:
                 raise ConflictError(msg, code=ErrorCode.THREAD_BUSY)
             spec = spec.model_copy(update={"queued": True})
         # Input screening (size, control characters, prompt injection) before any model call.
-        spec = spec.model_copy(update={"input": await self.runtime.screener.aenforce(spec.input)})
+        spec = spec.model_copy(update={"input": await self.env.policies.screener.aenforce(spec.input)})
         # A spent budget refuses the run at once (402), before anything is written.
-        await self.runtime.budgets.ensure_open(
+        await self.env.policies.budgets.ensure_open(
             spec.agent, spec.user_id, self._first_call_estimate(spec), spec.payer()
         )
         if earlier is None:
@@ -126,8 +131,10 @@ class RunService:
             "request_hash": request_hash,
             "created_at": now,
             "started_at": None if spec.queued else now,
+            "data_key": new_data_key(),
         }
         stored, created = await self.store.create(row)
+        data_key = stored.pop("data_key", None)
         await self._audit_started(run_id, spec, created=created)
         if created and classifier is not None:
             await self._ledger_classifier(run_id, spec, classifier, now)
@@ -136,19 +143,20 @@ class RunService:
                 msg = "this Idempotency-Key was already used with a different request body"
                 raise ConflictError(msg, code=ErrorCode.IDEMPOTENCY_KEY_REUSED)
             if await DBOS.get_workflow_status_async(run_id) is not None:
-                return Submission(stored, created=False, handle=None)
+                return Submission(stored, created=False, handle=None, data_key=data_key)
         if not spec.queued:
             # It executes here: readers that arrive before its first event wait on memory, not the DB.
-            self.runtime.bus.open(run_id)
-        handle = await start_run(run_id, spec)
+            self.env.bus.open(run_id)
+        start = RunStart(data_key, 0, stored["thread_id"])
+        handle = await self.durable.start(run_id, spec, start)
         _log.info("run_accepted", run_id=run_id, agent=spec.agent, queued=spec.queued)
-        return Submission(stored, created=created, handle=handle)
+        return Submission(stored, created=created, handle=handle, data_key=data_key)
 
     def _check_batch(self, spec: RunSpec) -> None:
         if spec.priority != "batch":
             return
-        name = configured_model(self.runtime.settings, spec)
-        model = self.runtime.settings.models.get(name)
+        name = configured_model(self.env.settings, spec)
+        model = self.env.settings.models.get(name)
         if model is None or model.provider not in ("openai", "anthropic"):
             msg = f"batch runs need an openai or anthropic [models] entry; this run would use {name!r}"
             raise InvalidRequestError(msg, code=ErrorCode.BATCH_UNSUPPORTED)
@@ -170,36 +178,36 @@ class RunService:
         """`run.started` in the audit log (once, not for an idempotent repeat)."""
         if not created:
             return
-        await self.runtime.audit.append(
+        await self.env.policies.audit.append(
             "run.started",
             **actor_fields(spec.actor or "anonymous", spec.actor_user),
             subject_user=spec.user_id,
             target=run_id,
-            model=configured_model(self.runtime.settings, spec) or None,
-            prompt_version=self.runtime.registry.get(spec.agent).prompt_version,
+            model=configured_model(self.env.settings, spec) or None,
+            prompt_version=self.env.registry.get(spec.agent).prompt_version,
             details={"agent": spec.agent, "thread_id": spec.thread_id, "priority": spec.priority},
             dedupe_key=f"run.started:{run_id}",
         )
 
     def _first_call_estimate(self, spec: RunSpec) -> int:
         """What the run's first model call may cost at least: its input and the output estimate."""
-        entry = self.runtime.registry.get(spec.agent)
-        output = spec.max_tokens or self.runtime.settings.limits.output_tokens_estimate
+        entry = self.env.registry.get(spec.agent)
+        output = spec.max_tokens or self.env.settings.limits.output_tokens_estimate
         request = ModelRequest(parts=[UserPromptPart(spec.input)])
-        prices = self.runtime.registry.gateway.prices
+        prices = self.env.registry.gateway.prices
         return estimate_call(prices, entry.model, [request], ModelRequestParameters(), output)[1]
 
     async def _route(self, spec: RunSpec) -> tuple[RunSpec, ModelResponse | None]:
         """Pick the tier of a routed agent's run now, so that a replay uses the same model; with
         the classifier model's response, if one was asked."""
-        config = self.runtime.settings.agents[spec.agent]
+        config = self.env.settings.agents[spec.agent]
         if not config.routing:
             return spec.model_copy(update={"tier": None}), None
         routing: dict[str, Any]
         classifier: ModelResponse | None = None
         if spec.tier is not None:
             routing = {"tier": spec.tier, "source": "forced", "forced": True}
-        elif self.runtime.settings.routing.classifier is not None:
+        elif self.env.settings.routing.classifier is not None:
             routing, classifier = await self._classify_with_model(spec.input)
         else:
             found = classify(spec.input)
@@ -209,7 +217,7 @@ class RunService:
                 "score": found.score,
                 "signals": list(found.signals),
             }
-        model = getattr(self.runtime.settings.routing, routing["tier"]) or ""
+        model = getattr(self.env.settings.routing, routing["tier"]) or ""
         routing["model"] = model
         ROUTING_DECISIONS.labels(spec.agent, routing["tier"], model, routing["source"]).inc()
         metadata = {**(spec.metadata or {}), "routing": routing}
@@ -217,9 +225,9 @@ class RunService:
 
     async def _classify_with_model(self, text: str) -> tuple[dict[str, Any], ModelResponse | None]:
         """The `[routing] classifier` model's tier, or the heuristic's when that model fails."""
-        settings = self.runtime.settings.routing
+        settings = self.env.settings.routing
         assert settings.classifier is not None
-        gateway = self.runtime.registry.gateway
+        gateway = self.env.registry.gateway
         try:
             async with asyncio.timeout(settings.classifier_timeout_seconds):
                 tier, response = await classify_with_model(gateway.passthrough(settings.classifier), text)
@@ -247,14 +255,10 @@ class RunService:
         self, run_id: str, spec: RunSpec, response: ModelResponse, at: datetime
     ) -> None:
         """The routing classifier's call, in the ledger under the run it routed (seq 0)."""
-        data = {
-            **self.runtime.registry.gateway.prices.record(response),
-            "agent": spec.agent,
-            "user_id": spec.user_id,
-            "tier": spec.tier,
-        }
-        row = ledger_row(source=run_id, seq=0, kind="classifier", usage=data, at=at, run_id=run_id)
-        await self.runtime.ledger.record([row])
+        call = self.env.registry.gateway.prices.call(response)
+        usage = UsageRecord(**call.model_dump(), agent=spec.agent, user_id=spec.user_id, tier=spec.tier)
+        row = ledger_row(source=run_id, seq=0, kind="classifier", usage=usage, at=at, run_id=run_id)
+        await self.env.ledger.record([row])
 
     async def wait(self, submission: Submission, wait_seconds: float) -> dict[str, Any] | None:
         """The finished run's row, or None if it is still going after `wait_seconds`."""
@@ -275,9 +279,11 @@ class RunService:
             summary = result.result()
         except BaseException:  # a cancelled or crashed workflow: the row says what happened
             return await self.get(run_id)
-        if summary.get("status") == "cancelled":
+        if summary.get("status") == "cancelled" or "sealed" not in summary:
             return await self.get(run_id)
-        return {**submission.row, **summary, "completed_at": datetime.now(UTC)}
+        # The summary DBOS recorded, sealed with the run's key: the finished row without a read.
+        finished = Sealer(submission.data_key).open(summary["sealed"])
+        return {**submission.row, **finished, "completed_at": datetime.now(UTC)}
 
     async def _wait_for_end(self, run_id: str, wait_seconds: float) -> dict[str, Any] | None:
         async def ended() -> None:
@@ -308,15 +314,15 @@ class RunService:
             raise ConflictError(msg, code=ErrorCode.RUN_NOT_CANCELLABLE)
         # Marked before DBOS is told: DBOS may interrupt a run executing here by itself, and the run
         # must know the interruption is a cancel (recorded) rather than a shutdown (recovered later).
-        self.runtime.cancelled.add(run_id)
+        self.env.local.cancelled.add(run_id)
         await DBOS.cancel_workflow_async(run_id)
-        task = self.runtime.local_tasks.get(run_id)
+        task = self.env.local.tasks.get(run_id)
         if task is not None:
             # Executing here: interrupt it and let it record its own end (status and last event),
             # so that readers of its events see `run.cancelled` before the status changes.
             task.cancel()
             await asyncio.wait({task}, timeout=_CANCEL_GRACE_SECONDS)
-        self.runtime.cancelled.discard(run_id)
+        self.env.local.cancelled.discard(run_id)
         # Queued, or executing elsewhere (it stops at its next step): mark it here.
         await self.store.cancel(run_id, datetime.now(UTC))
         _log.info("run_cancelled", run_id=run_id)
@@ -328,7 +334,7 @@ class RunService:
         Works for runs executing in this process (from memory, then live) and elsewhere (from
         the database, polled), and across a run's move between the two.
         """
-        subscription = self.runtime.bus.subscribe(run_id)
+        subscription = self.env.bus.subscribe(run_id)
         last = after_seq
         try:
             while True:
@@ -349,7 +355,7 @@ class RunService:
             subscription.close()
 
     async def _catch_up(self, run_id: str, last: int) -> list[RunEvent]:
-        history = self.runtime.bus.history(run_id, last)
+        history = self.env.bus.history(run_id, last)
         if history is not None:
             return history
         return [RunEvent.from_row(row) for row in await self.store.events_after(run_id, last)]
@@ -368,7 +374,7 @@ class RunService:
                 return
 
     async def _ended_without_more_events(self, run_id: str, last: int) -> bool:
-        if self.runtime.bus.history(run_id, last) is not None:
+        if self.env.bus.history(run_id, last) is not None:
             return False
         row = await self.store.get(run_id)
         if row is None or row["status"] not in TERMINAL_STATUSES:

@@ -3,14 +3,16 @@
 agenthost attaches durability to an unmodified user agent at run time:
 
 * `DurableModel` wraps the agent's model; each `request` is a step that streams from the provider
-  (publishing text deltas live) and records the response, the deltas and the price, so a replay
-  re-emits identical events without calling the model again;
+  (publishing text deltas live) and records the call (`ModelStepRecord`): its accounting in clear,
+  its response and text deltas sealed with the run's key, so a replay re-emits identical events
+  without calling the model again;
 * `RunCapability` is a run-time pydantic-ai capability: its `wrap_tool_execute` makes each tool
-  call a step (pydantic-ai's own `DBOSDurability` does not checkpoint function tools, and must be
-  built into the agent), asks for approval where configured, and its
-  `handle_deferred_tool_calls` waits durably for the decisions.
+  call a step (`ToolStepRecord`; pydantic-ai's own `DBOSDurability` does not checkpoint function
+  tools, and must be built into the agent), asks for approval where configured, and its
+  `handle_deferred_tool_calls` waits durably for the decisions (`approvals.py`).
 
-Step outputs are plain JSON-able data, never pickled exceptions, so a later release can read them.
+Step outputs are validated records of plain JSON, never pickled exceptions, so a later release
+can read them; what they say about the conversation is sealed (`security/sealing.py`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from dbos import DBOS
 from pydantic_ai import messages as _messages
 from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.exceptions import ApprovalRequired, ModelAPIError, ModelHTTPError, ModelRetry, ToolFailed
+from pydantic_ai.exceptions import ApprovalRequired, ModelAPIError, ModelRetry, ToolFailed
 from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
@@ -32,31 +35,56 @@ from pydantic_ai.tools import DeferredToolRequests, DeferredToolResults, RunCont
 from pydantic_core import to_jsonable_python
 
 from agenthost.config.roles import risk_rank
+from agenthost.costs.budgets import Budgets
 from agenthost.costs.guard import check_model_call, check_tool_call, estimate_call
-from agenthost.costs.savings import savings
+from agenthost.costs.savings import call_record
 from agenthost.errors import (
     BudgetExceededError,
     BudgetUnavailableError,
+    ErrorCode,
     ModelError,
     RateLimitedError,
     ToolError,
+    classify,
 )
-from agenthost.gateway.chain import AllModelsUnavailableError
-from agenthost.gateway.context import ContextOverflowError, side_calls
+from agenthost.gateway.context import side_calls
 from agenthost.gateway.openai_format import text_delta
-from agenthost.gateway.pricing import call_fields, combine_status
+from agenthost.gateway.pricing import PriceBook
 from agenthost.observability.metrics import TOOL_OUTCOME_UNKNOWN as UNKNOWN_OUTCOMES
-from agenthost.security.ratelimit import RateLimit, RateLimiter, wait_for_tokens
+from agenthost.records import EventType, ModelStepRecord, StepError, ToolStepRecord, UsageRecord
+from agenthost.runtime.approvals import ApprovalWait, await_approvals
+from agenthost.runtime.state import RunState
+from agenthost.security.audit import AuditLog
+from agenthost.security.ratelimit import RateLimiter, wait_for_tokens
+from agenthost.security.screening import Screener
 
-if TYPE_CHECKING:
-    from agenthost.runtime.execution import RunExecution
-
-__all__ = ["TOOL_OUTCOME_UNKNOWN", "DurableModel", "RunCapability", "model_step", "tool_step"]
+__all__ = ["DurableModel", "ModelCall", "RunCapability", "StepServices", "model_step", "tool_step"]
 
 _log = structlog.get_logger(__name__)
 _RESPONSE = _messages.ModelMessagesTypeAdapter
-TOOL_OUTCOME_UNKNOWN = "tool_outcome_unknown"
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class StepServices:
+    """What a run's steps use besides the run's own state."""
+
+    budgets: Budgets
+    limiter: RateLimiter
+    screener: Screener
+    audit: AuditLog
+    prices: PriceBook
+    approvals: ApprovalWait
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """One model request as pydantic-ai makes it: the model and the request's three parts."""
+
+    model: Model
+    messages: list[_messages.ModelMessage]
+    settings: ModelSettings | None
+    parameters: ModelRequestParameters
 
 
 def _ms(started: float) -> float:
@@ -64,13 +92,7 @@ def _ms(started: float) -> float:
 
 
 async def model_step(
-    run: RunExecution,
-    model: Model,
-    messages: list[_messages.ModelMessage],
-    settings: ModelSettings | None,
-    parameters: ModelRequestParameters,
-    *,
-    estimate_nanousd: int,
+    run: RunState, services: StepServices, request: ModelCall, *, estimate_nanousd: int
 ) -> _messages.ModelResponse:
     """Call the model as a checkpointed step; on replay, re-emit its recorded deltas.
 
@@ -82,94 +104,80 @@ async def model_step(
     async def call() -> dict[str, Any]:
         nonlocal executed
         executed = True
-        run.seq = first_seq
-        run.reset_text()
-        budgets = run.runtime.budgets
-        try:
-            reservation = await budgets.reserve(
-                run.spec.agent, run.spec.user_id, estimate_nanousd, run.spec.payer()
-            )
-        except (BudgetExceededError, BudgetUnavailableError) as exc:
-            error = {"code": exc.code, "message": exc.message, **(exc.details or {})}
-            return {"error": error, "deltas": [], "duration_ms": 0.0, "step": DBOS.step_id}
-        limiter, who, overrides = _rate_scope(run)
-        try:
-            await wait_for_tokens(limiter, who, overrides)
-        except RateLimitedError as exc:
-            await budgets.settle(reservation, 0)
-            error = {"code": exc.code, "message": exc.message, "retry_after": exc.retry_after}
-            return {"error": error, "deltas": [], "duration_ms": 0.0, "step": DBOS.step_id}
-        record = await _stream_model(run, model, messages, settings, parameters)
-        await budgets.settle(reservation, record.get("cost_nanousd", 0))
-        if record.get("tokens"):
-            await limiter.record_tokens(who, record["tokens"], overrides)
-        record["step"] = DBOS.step_id
-        return record
+        run.reset_text(first_seq)
+        record = await _call_model(run, services, request, estimate_nanousd)
+        return record.model_copy(update={"step": DBOS.step_id}).model_dump(mode="json")
 
-    record = await DBOS.run_step_async({"name": f"model:{model.model_name}"}, call)
+    record = ModelStepRecord.model_validate(
+        await DBOS.run_step_async({"name": f"model:{request.model.model_name}"}, call)
+    )
+    content = run.sealer.open(record.sealed) if record.sealed is not None else {"deltas": []}
     if not executed:
-        run.seq = first_seq
-        run.reset_text()
-        for delta in record["deltas"]:
+        run.reset_text(first_seq)
+        for delta in content["deltas"]:
             run.emit_text(delta)
     run.flush_text()
-    if "error" in record:
-        error = {**record["error"], "step": record.get("step"), "seq": first_seq}
-        if error["code"] == BudgetExceededError.default_code:
-            raise BudgetExceededError(record["error"]["message"], details=error)
-        raise ModelError(record["error"]["message"], code=record["error"]["code"], details=error)
-    response = _RESPONSE.validate_python([record["response"]])[0]
+    if record.error is not None or record.call is None:
+        error = record.error or StepError(
+            code=ErrorCode.MODEL_ERROR, message="the model call recorded nothing"
+        )
+        details = {**error.model_dump(), "step": record.step, "seq": first_seq}
+        if error.code == ErrorCode.BUDGET_EXCEEDED:
+            raise BudgetExceededError(error.message, details=details)
+        raise ModelError(error.message, code=ErrorCode(error.code), details=details)
+    response = _RESPONSE.validate_python([content["response"]])[0]
     assert isinstance(response, _messages.ModelResponse)
-    run.model_steps += 1
-    run.input_tokens += response.usage.input_tokens
-    run.output_tokens += response.usage.output_tokens
-    run.active_seconds += record["duration_ms"] / 1000
-    text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart))
-    run.last_text = text or run.last_text
-    run.model_name = response.model_name or run.model_name
-    run.cost_nanousd += record["cost_nanousd"]
-    run.cost_status = combine_status(run.cost_status, record["cost_status"])
-    # A fork's steps before its fork point replay the original run's calls: no new spend.
-    paid_here = executed or not await run.inherited(record.get("step"))
-    run.emit(
-        "usage",
-        {
-            **call_fields(response),
-            "step": record.get("step"),
-            "agent": run.spec.agent,
-            "user_id": run.spec.user_id,
-            "key_id": run.spec.key_id,
-            "team": run.spec.team,
-            "tier": run.spec.tier,
-            "ledger": paid_here,
-            "saved": savings(
-                run.runtime.registry.gateway.prices, run.primary, response, record["cost_nanousd"]
-            ),
-            "cost": {"nanousd": record["cost_nanousd"], "status": record["cost_status"]},
-            "duration_ms": record["duration_ms"],
-        },
+    usage = UsageRecord(
+        **record.call.model_dump(),
+        step=record.step,
+        agent=run.spec.agent,
+        user_id=run.spec.user_id,
+        key_id=run.spec.key_id,
+        team=run.spec.team,
+        tier=run.spec.tier,
+        # A fork's steps before its fork point replay the original run's calls: no new spend.
+        ledger=executed or not run.inherited(record.step),
     )
+    text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart))
+    run.add_model_call(usage, text)
+    run.emit(EventType.USAGE, usage.model_dump(mode="json"))
     return response
 
 
-_ERROR_CODES: dict[type[Exception], str] = {
-    AllModelsUnavailableError: "all_models_unavailable",
-    ContextOverflowError: "context_length_exceeded",
-}
+async def _call_model(
+    run: RunState, services: StepServices, request: ModelCall, estimate_nanousd: int
+) -> ModelStepRecord:
+    """The body of a model step: reserve the budget, wait for tokens, stream the call, settle."""
+    budgets = services.budgets
+    try:
+        reservation = await budgets.reserve(
+            run.spec.agent, run.spec.user_id, estimate_nanousd, run.spec.payer()
+        )
+    except (BudgetExceededError, BudgetUnavailableError) as exc:
+        return ModelStepRecord(error=StepError(code=exc.code, message=exc.message, **(exc.details or {})))
+    limiter = services.limiter
+    overrides = limiter.key_overrides(run.spec.key_rate_limits)
+    who = {"key": run.spec.key_id, "user": run.spec.user_id}
+    try:
+        await wait_for_tokens(limiter, who, overrides)
+    except RateLimitedError as exc:
+        await budgets.settle(reservation, 0)
+        error = StepError(code=exc.code, message=exc.message, retry_after=exc.retry_after)
+        return ModelStepRecord(error=error)
+    record = await _stream_model(run, services, request)
+    await budgets.settle(reservation, record.call.cost.nanousd if record.call else 0)
+    if record.call is not None and record.call.tokens:
+        await limiter.record_tokens(who, record.call.tokens, overrides)
+    return record
 
 
-async def _stream_model(
-    run: RunExecution,
-    model: Model,
-    messages: list[_messages.ModelMessage],
-    settings: ModelSettings | None,
-    parameters: ModelRequestParameters,
-) -> dict[str, Any]:
+async def _stream_model(run: RunState, services: StepServices, request: ModelCall) -> ModelStepRecord:
+    model = request.model
     deltas: list[str] = []
     started = time.perf_counter()
     try:
         with side_calls() as summaries:
-            async with model.request_stream(messages, settings, parameters) as stream:
+            async with model.request_stream(request.messages, request.settings, request.parameters) as stream:
                 async for event in stream:
                     text = text_delta(event)
                     if text:
@@ -177,43 +185,41 @@ async def _stream_model(
                         run.emit_text(text)
                 response = stream.get()
     except ModelAPIError as exc:
-        code = _ERROR_CODES.get(type(exc), "model_error")
-        error: dict[str, Any] = {"code": code, "message": str(exc), "model": model.model_name}
-        if isinstance(exc, ModelHTTPError):
-            error["status_code"] = exc.status_code
-        return {"error": error, "deltas": deltas, "duration_ms": _ms(started)}
-    prices = run.runtime.registry.gateway.prices
-    price = prices.of(response, model.model_name)
-    # Summaries written to fit the context are part of this step's cost.
-    price = prices.total([price, *(prices.of(summary) for summary in summaries)])
-    return {
-        "tokens": response.usage.input_tokens + response.usage.output_tokens,
-        "response": _RESPONSE.dump_python([response], mode="json")[0],
-        "deltas": deltas,
-        "cost_nanousd": price.nanousd,
-        "cost_status": price.status,
-        "duration_ms": _ms(started),
-    }
+        extra: dict[str, Any] = {"model": model.model_name}
+        if (status := getattr(exc, "status_code", None)) is not None:
+            extra["status_code"] = status
+        error = StepError(code=classify(exc).code, message=str(exc), **extra)
+        sealed = run.sealer.seal({"deltas": deltas})
+        return ModelStepRecord(error=error, deltas=len(deltas), sealed=sealed, duration_ms=_ms(started))
+    duration = _ms(started)
+    call = call_record(
+        services.prices,
+        run.primary,
+        response,
+        summaries=summaries,  # written to fit the context: part of this step's cost
+        model_name=model.model_name,
+        duration_ms=duration,
+    )
+    content = {"response": _RESPONSE.dump_python([response], mode="json")[0], "deltas": deltas}
+    return ModelStepRecord(
+        call=call, deltas=len(deltas), sealed=run.sealer.seal(content), duration_ms=duration
+    )
 
 
-async def screened_tool_output(run: RunExecution, value: Any) -> Any:
+async def screened_tool_output(screener: Screener, value: Any) -> Any:
     """The tool's result as the model may see it: screened for indirect prompt injection (text,
     or the JSON of structured results), wrapped or withheld per `[screening] tool_output_action`."""
-    screener = run.runtime.screener
     text = value if isinstance(value, str) else json.dumps(to_jsonable_python(value, fallback=str))
     screened = await screener.aenforce(text, source="tool")
     return value if screened == text else screened
 
 
-def _rate_scope(run: RunExecution) -> tuple[RateLimiter, dict[str, str | None], dict[str, RateLimit] | None]:
-    """The run's rate-limit identities (its key and user) and its key's own limits."""
-    limiter = run.runtime.limiter
-    overrides = limiter.key_overrides(run.spec.key_rate_limits)
-    return limiter, {"key": run.spec.key_id, "user": run.spec.user_id}, overrides
-
-
 async def tool_step(
-    run: RunExecution, call: _messages.ToolCallPart, args: dict[str, Any], handler: Handler
+    run: RunState,
+    services: StepServices,
+    call: _messages.ToolCallPart,
+    args: dict[str, Any],
+    handler: Handler,
 ) -> Any:
     """Run one tool call as a checkpointed step; a replay returns the recorded result.
 
@@ -223,10 +229,10 @@ async def tool_step(
     """
     name = call.tool_name
     base = {"tool_call_id": call.tool_call_id, "name": name}
-    run.emit("tool.call", {**base, "args": to_jsonable_python(args, fallback=str)})
+    run.emit(EventType.TOOL_CALL, {**base, "args": to_jsonable_python(args, fallback=str)})
     interrupted = False
     resume_step: int | None = None
-    if run.tool_config(name).execution == "at_most_once":
+    if run.tools.config(name).execution == "at_most_once":
         marked_now = False
 
         async def mark() -> int | None:
@@ -241,23 +247,8 @@ async def tool_step(
     async def body() -> dict[str, Any]:
         step = DBOS.step_id
         if interrupted:
-            message = (
-                f"{TOOL_OUTCOME_UNKNOWN}: the server stopped while `{name}` was running; it may or may "
-                "not have taken effect, and it is not run again automatically"
-            )
-            # Inside the step, so that a later replay of the recorded outcome does not report it again.
-            UNKNOWN_OUTCOMES.labels(run.spec.agent, name).inc()
-            _log.warning(
-                TOOL_OUTCOME_UNKNOWN,
-                run_id=run.run_id,
-                agent=run.spec.agent,
-                tool=name,
-                tool_call_id=call.tool_call_id,
-                step=step,
-                started_step=resume_step,
-            )
-            return {"outcome": "unknown", "error": message, "duration_ms": 0.0, "step": step}
-        await run.runtime.audit.append(
+            return _unknown_outcome(run, call, step, resume_step).model_dump(mode="json")
+        await services.audit.append(
             "tool.called",
             actor="system",
             actor_user=None,
@@ -266,63 +257,106 @@ async def tool_step(
             details={
                 "tool": name,
                 "args": to_jsonable_python(args, fallback=str),
-                "risk": run.tool_risk(name),
+                "risk": run.tools.risk(name),
             },
             model=run.model_name,
             prompt_version=run.prompt_version,
             dedupe_key=f"tool.called:{run.run_id}:{step}",
         )
-        started = time.perf_counter()
-        try:
-            value = await screened_tool_output(run, await handler(args))
-        except ModelRetry as exc:
-            return {"outcome": "retry", "error": exc.message, "duration_ms": _ms(started), "step": step}
-        except ToolFailed as exc:
-            return {"outcome": "failed", "error": str(exc), "duration_ms": _ms(started), "step": step}
-        except Exception as exc:
-            error = {"type": type(exc).__name__, "message": str(exc) or type(exc).__name__}
-            return {"outcome": "error", "error": error, "duration_ms": _ms(started), "step": step}
-        return {"outcome": "ok", "value": value, "duration_ms": _ms(started), "step": step}
+        return (
+            (await _run_tool(run, services, args, handler))
+            .model_copy(update={"step": step})
+            .model_dump(mode="json")
+        )
 
     first_seq = run.seq
-    record = await DBOS.run_step_async({"name": f"tool:{name}"}, body)
-    run.tool_steps += 1
-    run.active_seconds += record["duration_ms"] / 1000
+    record = ToolStepRecord.model_validate(await DBOS.run_step_async({"name": f"tool:{name}"}, body))
+    run.add_tool_call(record.duration_ms)
     return _tool_outcome(run, base, record, resume_step, first_seq)
 
 
+async def _run_tool(
+    run: RunState, services: StepServices, args: dict[str, Any], handler: Handler
+) -> ToolStepRecord:
+    started = time.perf_counter()
+    try:
+        value = await screened_tool_output(services.screener, await handler(args))
+    except ModelRetry as exc:
+        return ToolStepRecord(outcome="retry", sealed=run.sealer.seal(exc.message), duration_ms=_ms(started))
+    except ToolFailed as exc:
+        return ToolStepRecord(outcome="failed", sealed=run.sealer.seal(str(exc)), duration_ms=_ms(started))
+    except Exception as exc:
+        message = str(exc) or type(exc).__name__
+        return ToolStepRecord(
+            outcome="error",
+            sealed=run.sealer.seal(message),
+            error_type=type(exc).__name__,
+            duration_ms=_ms(started),
+        )
+    return ToolStepRecord(
+        outcome="ok",
+        sealed=run.sealer.seal(to_jsonable_python(value, fallback=str)),
+        duration_ms=_ms(started),
+    )
+
+
+def _unknown_outcome(
+    run: RunState, call: _messages.ToolCallPart, step: int | None, started_step: int | None
+) -> ToolStepRecord:
+    """The step of an at-most-once call the process died inside: reported once (in the step, so
+    a later replay of the recorded outcome does not report it again)."""
+    name = call.tool_name
+    message = (
+        f"{ErrorCode.TOOL_OUTCOME_UNKNOWN}: the server stopped while `{name}` was running; it may or may "
+        "not have taken effect, and it is not run again automatically"
+    )
+    UNKNOWN_OUTCOMES.labels(run.spec.agent, name).inc()
+    _log.warning(
+        ErrorCode.TOOL_OUTCOME_UNKNOWN,
+        run_id=run.run_id,
+        agent=run.spec.agent,
+        tool=name,
+        tool_call_id=call.tool_call_id,
+        step=step,
+        started_step=started_step,
+    )
+    return ToolStepRecord(outcome="unknown", sealed=run.sealer.seal(message), step=step)
+
+
 def _tool_outcome(
-    run: RunExecution, base: dict[str, Any], record: dict[str, Any], resume_step: int | None, first_seq: int
+    run: RunState, base: dict[str, Any], record: ToolStepRecord, resume_step: int | None, first_seq: int
 ) -> Any:
     """Emit the tool's result and hand it to pydantic-ai: a value, a retry, a failure or an error."""
     name = base["name"]
-    outcome = record["outcome"]
-    if outcome == "ok":
-        result = to_jsonable_python(record["value"], fallback=str)
+    content = run.sealer.open(record.sealed) if record.sealed is not None else None
+    if record.outcome == "ok":
         run.emit(
-            "tool.result", {**base, "outcome": "ok", "result": result, "duration_ms": record["duration_ms"]}
+            EventType.TOOL_RESULT,
+            {**base, "outcome": "ok", "result": content, "duration_ms": record.duration_ms},
         )
-        return record["value"]
+        return content
+    error: Any = content
+    if record.outcome == "error":
+        error = {"type": record.error_type, "message": content}
     run.emit(
-        "tool.result",
-        {**base, "outcome": outcome, "error": record["error"], "duration_ms": record["duration_ms"]},
+        EventType.TOOL_RESULT,
+        {**base, "outcome": record.outcome, "error": error, "duration_ms": record.duration_ms},
     )
-    if outcome == "retry":
-        raise ModelRetry(record["error"])
-    if outcome == "error":
-        details = {**record["error"], "tool": name, "step": resume_step or record["step"], "seq": first_seq}
-        raise ToolError(
-            f"tool {name!r} raised {record['error']['type']}: {record['error']['message']}", details=details
-        )
-    raise ToolFailed(record["error"])
+    if record.outcome == "retry":
+        raise ModelRetry(str(content))
+    if record.outcome == "error":
+        details = {**error, "tool": name, "step": resume_step or record.step, "seq": first_seq}
+        raise ToolError(f"tool {name!r} raised {record.error_type}: {content}", details=details)
+    raise ToolFailed(str(content))
 
 
 class DurableModel(WrapperModel):
     """The agent's model, with each request made as a DBOS step of the run."""
 
-    def __init__(self, wrapped: Model, run: RunExecution) -> None:
+    def __init__(self, wrapped: Model, run: RunState, services: StepServices) -> None:
         super().__init__(wrapped)
         self._run = run
+        self._services = services
 
     async def request(
         self,
@@ -332,20 +366,20 @@ class DurableModel(WrapperModel):
     ) -> _messages.ModelResponse:
         run = self._run
         output = (model_settings or {}).get("max_tokens") or run.limits.output_tokens_estimate
-        prices = run.runtime.registry.gateway.prices
+        prices = self._services.prices
         tokens, nanousd = estimate_call(prices, self.wrapped, messages, model_request_parameters, output)
         check_model_call(run.limits, run.totals(), tokens, nanousd)
-        return await model_step(
-            run, self.wrapped, messages, model_settings, model_request_parameters, estimate_nanousd=nanousd
-        )
+        request = ModelCall(self.wrapped, messages, model_settings, model_request_parameters)
+        return await model_step(run, self._services, request, estimate_nanousd=nanousd)
 
 
 class RunCapability(AbstractCapability[Any]):
     """Run-time capability: tool calls as steps, approval where configured, durable approval waits."""
 
-    def __init__(self, run: RunExecution) -> None:
+    def __init__(self, run: RunState, services: StepServices) -> None:
         super().__init__()
         self._run = run
+        self._services = services
 
     async def prepare_tools(
         self,
@@ -357,7 +391,7 @@ class RunCapability(AbstractCapability[Any]):
         if ceiling is None:
             return tool_defs
         allowed = risk_rank(ceiling)
-        return [t for t in tool_defs if risk_rank(self._run.tool_risk(t.name)) <= allowed]
+        return [t for t in tool_defs if risk_rank(self._run.tools.risk(t.name)) <= allowed]
 
     async def wrap_tool_execute(
         self,
@@ -368,12 +402,12 @@ class RunCapability(AbstractCapability[Any]):
         args: dict[str, Any],
         handler: Handler,
     ) -> Any:
-        if self._run.approval_required(call.tool_name) and not ctx.tool_call_approved:
+        if self._run.tools.approval_required(call.tool_name) and not ctx.tool_call_approved:
             # pydantic-ai collects the call as a deferred approval request, then asks
             # `handle_deferred_tool_calls` below for the decisions, and re-runs approved calls here.
             raise ApprovalRequired(metadata={"agenthost": "approval"})
         check_tool_call(self._run.limits, self._run.totals())
-        return await tool_step(self._run, call, args, handler)
+        return await tool_step(self._run, self._services, call, args, handler)
 
     async def handle_deferred_tool_calls(
         self,
@@ -383,4 +417,4 @@ class RunCapability(AbstractCapability[Any]):
     ) -> DeferredToolResults | None:
         if not requests.approvals:
             return None
-        return await self._run.await_approvals(requests)
+        return await await_approvals(self._run, self._services.approvals, requests)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import secrets
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -88,65 +87,8 @@ def actor_fields(subject: str, user_id: str | None) -> Actor:
     return Actor(actor=actor, actor_user=user_id)
 
 
-@dataclass(frozen=True)
-class AuditEntry:
-    """One audit entry as stored (erased fields read `[erased]`)."""
-
-    seq: int
-    created_at: datetime
-    action: str
-    actor: str
-    """The credential or component that acted: `key:<id>`, `admin-key`, `jwt`, `system`."""
-    actor_user: str | None
-    """The user behind the actor, if any."""
-    subject_user: str | None
-    """The user the action concerns (a run's owner, a key's owner, an erased user)."""
-    target: str | None
-    """The object acted on (run id, approval id, key id); never a person."""
-    details: Any
-    model: str | None
-    prompt_version: str | None
-    request_id: str | None
-    dedupe_key: str | None
-    prev_hash: str
-    hash: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (for `GET /v1/audit`)."""
-        return {
-            "seq": self.seq,
-            "created_at": self.created_at.isoformat(),
-            "action": self.action,
-            "actor": self.actor,
-            "actor_user": self.actor_user,
-            "subject_user": self.subject_user,
-            "target": self.target,
-            "details": self.details,
-            "model": self.model,
-            "prompt_version": self.prompt_version,
-            "request_id": self.request_id,
-            "hash": self.hash,
-            "prev_hash": self.prev_hash,
-        }
-
-
-def _entry(row: AuditRow) -> AuditEntry:
-    return AuditEntry(
-        seq=row.seq,
-        created_at=row.created_at,
-        action=row.action,
-        actor=row.actor,
-        actor_user=row.actor_user,
-        subject_user=row.subject_user,
-        target=row.target,
-        details=row.details,
-        model=row.model,
-        prompt_version=row.prompt_version,
-        request_id=row.request_id,
-        dedupe_key=row.dedupe_key,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-    )
+AuditEntry = AuditRow
+"""One audit entry as stored (erased fields read `[erased]`); see `AuditRow.to_dict`."""
 
 
 def _erasure(row: AuditRow, user_digest: str) -> dict[str, Any]:
@@ -211,7 +153,7 @@ class AuditLog:
             if dedupe_key is not None:
                 existing = await tx.find(dedupe_key)
                 if existing is not None:
-                    return _entry(existing)
+                    return existing
             row = self._new_row(
                 key,
                 tx.head,
@@ -227,7 +169,7 @@ class AuditLog:
                 dedupe_key=dedupe_key,
             )
             await tx.append(row)
-        return _entry(row)
+        return row
 
     def _new_row(
         self,
@@ -294,7 +236,7 @@ class AuditLog:
             before_seq=before_seq,
             limit=max(1, min(limit, 1000)),
         )
-        return [_entry(row) for row in rows]
+        return list(rows)
 
     async def head(self) -> dict[str, Any] | None:
         """The head row: last `seq` and `hash`, and the retention anchor."""
@@ -356,7 +298,7 @@ class AuditLog:
                 erased_subject=True,
             )
             await tx.append(row)
-        return count, _entry(row)
+        return count, row
 
     async def purge(self, before: datetime) -> int:
         """Delete the entries older than `before` (as one block from the oldest), move the anchor

@@ -30,21 +30,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 import structlog
-from redis.exceptions import RedisError
 
 from agenthost.config.security import RateLimit, RateLimitSettings
-from agenthost.errors import RateLimitedError, RateLimitUnavailableError
-from agenthost.security.ratelimit_store import (
-    Kind,
-    Limit,
-    MemoryCounters,
-    Mode,
-    Outcome,
-    RedisCounters,
-    Scope,
-    refuses,
-)
-from agenthost.storage.redis_client import redis_client
+from agenthost.errors import RateLimitedError, RateLimitUnavailableError, StoreUnavailableError
+from agenthost.storage.protocols import RateCounterStore, refuses
+from agenthost.storage.protocols import RateKind as Kind
+from agenthost.storage.protocols import RateLimitEntry as Limit
+from agenthost.storage.protocols import RateMode as Mode
+from agenthost.storage.protocols import RateOutcome as Outcome
+from agenthost.storage.protocols import RateScope as Scope
+from agenthost.storage.ratelimit_memory import MemoryCounters
+from agenthost.storage.redis_client import RedisKeys
 
 __all__ = [
     "LimitStatus",
@@ -206,28 +202,24 @@ def _status(limit: Limit, mode: Mode, outcome: Outcome, window: int, counts: tup
 class RateLimiter:
     """Admits or refuses requests and model calls by the configured limits.
 
-    One per process; with `redis_url` all processes sharing the Redis share the counters.
+    One per process; with `shared` counters (Redis), all processes sharing them count together.
 
     >>> import asyncio
-    >>> limiter = RateLimiter(RateLimitSettings(per_ip=RateLimit(requests_per_minute=2)), None, "agenthost")
+    >>> settings = RateLimitSettings(per_ip=RateLimit(requests_per_minute=2))
+    >>> limiter = RateLimiter(settings, RedisKeys("agenthost"))
     >>> state = asyncio.run(limiter.hit_request({"ip": "203.0.113.9"}))
     >>> state.headers()["RateLimit-Remaining"], state.headers()["RateLimit-Policy"]
     ('1', '2;w=60')
     """
 
     def __init__(
-        self, settings: RateLimitSettings, redis_url: str | None, key_prefix: str, max_connections: int = 64
+        self, settings: RateLimitSettings, keys: RedisKeys, *, shared: RateCounterStore | None = None
     ) -> None:
         self.settings = settings
-        self._prefix = f"{key_prefix}:ratelimit"
+        self._keys = keys
         self._memory = MemoryCounters()
-        self._redis: RedisCounters | None = None
-        if redis_url is not None:
-            timeout = settings.store_timeout_seconds
-            client = redis_client(
-                redis_url, max_connections=max_connections, timeout=timeout, pool_wait=timeout
-            )
-            self._redis = RedisCounters(client)
+        self._redis = shared
+        """Counters shared by every replica (Redis); None: this process counts on its own."""
         self._redis_retry_at = 0.0
         self._warned_at = -math.inf
         self._suppressed = 0
@@ -291,11 +283,6 @@ class RateLimiter:
         except RateLimitUnavailableError:
             return RateState(degraded=True)
 
-    async def aclose(self) -> None:
-        """Close the Redis connections (if any)."""
-        if self._redis is not None:
-            await self._redis.redis.aclose()
-
     def _limits(
         self,
         kind: Kind,
@@ -315,10 +302,10 @@ class RateLimiter:
             applied: RateLimit = override if override is not None else getattr(self.settings, f"per_{scope}")
             quota: int = getattr(applied, f"{kind}_per_minute")
             if quota:
-                key = f"{self._prefix}:{_KIND_KEYS[kind]}:{self.settings.window_seconds}:{scope}:"
                 if len(identity) > _MAX_IDENTITY:  # keys stay short whatever a JWT's user claim holds
                     identity = "sha256-" + hashlib.sha256(identity.encode()).hexdigest()
-                limits.append(Limit(scope, kind, key + identity, quota, cost))
+                key = self._keys.rate(_KIND_KEYS[kind], self.settings.window_seconds, scope, identity)
+                limits.append(Limit(scope, kind, key, quota, cost))
         return limits
 
     async def _apply(
@@ -358,8 +345,10 @@ class RateLimiter:
         error: BaseException | None = None
         if time.monotonic() >= self._redis_retry_at:
             try:
-                return await self._redis.apply(mode, window, limits), False
-            except (RedisError, OSError) as exc:
+                # The pool is shared with slower callers: this bounds the wait for a connection too.
+                async with asyncio.timeout(self.settings.store_timeout_seconds):
+                    return await self._redis.apply(mode, window, limits), False
+            except (StoreUnavailableError, TimeoutError) as exc:
                 self._redis_retry_at = time.monotonic() + self.settings.store_retry_seconds
                 error = exc
         policy = self.settings.on_store_error

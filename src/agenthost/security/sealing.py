@@ -22,15 +22,13 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic_core import from_json, to_json
 
-__all__ = ["KEY_BYTES", "SealedContentErasedError", "Sealer", "new_data_key"]
+from agenthost.errors import ContentErasedError
+
+__all__ = ["KEY_BYTES", "Sealer", "new_data_key"]
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
 _PREFIX = "s1."
-
-
-class SealedContentErasedError(Exception):
-    """The content's key is gone (erased, or past retention): it can never be read again."""
 
 
 def new_data_key() -> bytes:
@@ -49,19 +47,19 @@ class Sealer:
         return self._aead is None
 
     def seal(self, value: Any) -> str:
-        """`value` (JSON-able) encrypted; raises `SealedContentErasedError` without a key."""
+        """`value` (JSON-able) encrypted; raises `ContentErasedError` without a key."""
         if self._aead is None:
             msg = "this run's data key was erased; nothing new can be sealed for it"
-            raise SealedContentErasedError(msg)
+            raise ContentErasedError(msg)
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._aead.encrypt(nonce, to_json(value), None)
         return _PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
 
     def open(self, sealed: str) -> Any:
-        """The value sealed in `sealed`; `SealedContentErasedError` when the key is gone."""
+        """The value sealed in `sealed`; `ContentErasedError` when the key is gone."""
         if self._aead is None:
             msg = "this run's content was erased (its data key is gone)"
-            raise SealedContentErasedError(msg)
+            raise ContentErasedError(msg)
         if not sealed.startswith(_PREFIX):
             msg = "not sealed content"
             raise ValueError(msg)

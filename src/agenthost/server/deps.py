@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 
 from agenthost.errors import ErrorCode, InvalidRequestError, NotFoundError, UnauthorizedError
+from agenthost.runtime.process import Runtime
 from agenthost.runtime.recovery import RunRecovery
-from agenthost.runtime.runtime import Runtime
 from agenthost.runtime.service import RunService
 from agenthost.security.auth import Authenticator, Principal
 from agenthost.security.ratelimit import RateLimiter, client_ip
@@ -34,13 +34,13 @@ async def _runtime(request: Request) -> Runtime:
 
 
 async def _service(request: Request) -> RunService:
-    service: RunService = request.app.state.service
-    return service
+    runtime: Runtime = request.app.state.runtime
+    return runtime.service
 
 
 async def _recovery(request: Request) -> RunRecovery:
-    recovery: RunRecovery = request.app.state.recovery
-    return recovery
+    runtime: Runtime = request.app.state.runtime
+    return runtime.recovery
 
 
 async def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
@@ -70,7 +70,7 @@ async def authenticate(request: Request) -> Principal:
     if isinstance(principal, Principal):
         return principal
     authenticator: Authenticator = request.app.state.authenticator
-    limiter: RateLimiter = request.app.state.runtime.limiter
+    limiter: RateLimiter = request.app.state.runtime.policies.limiter
     try:
         principal = await authenticator.authenticate(request.headers)
     except UnauthorizedError:
@@ -102,7 +102,7 @@ async def ensure_thread(runtime: Runtime, principal: Principal, thread_id: str |
     """404 unless every run on the thread is visible to the caller (a new thread id is fine)."""
     if thread_id is None:
         return
-    owners = await runtime.store.thread_owners(thread_id)
+    owners = await runtime.backends.runs.thread_owners(thread_id)
     if not all(principal.sees(owner) for owner in owners):
         raise NotFoundError(f"thread {thread_id!r} does not exist", code=ErrorCode.THREAD_NOT_FOUND)
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from agenthost.runtime.runtime import Runtime
+from agenthost.runtime.process import Runtime
 from agenthost.runtime.service import RunService
 from agenthost.runtime.spec import RunSpec
 from agenthost.server.sse import event_stream, seed_messages

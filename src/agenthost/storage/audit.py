@@ -38,11 +38,15 @@ class AuditRow:
     created_at: datetime
     action: str
     actor: str
+    """The credential or component that acted: `key:<id>`, `admin-key`, `jwt`, `system`."""
     actor_user: str | None
+    """The user behind the actor, if any."""
     actor_user_digest: str | None
     subject_user: str | None
+    """The user the action concerns (a run's owner, a key's owner, an erased user)."""
     subject_user_digest: str | None
     target: str | None
+    """The object acted on (run id, approval id, key id); never a person."""
     details: Any
     details_digest: str
     model: str | None
@@ -55,6 +59,24 @@ class AuditRow:
     def as_dict(self) -> dict[str, Any]:
         """The row as a column -> value dict (shallow)."""
         return {name: getattr(self, name) for name in _ROW_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as `GET /v1/audit` shows it: every column but the digests."""
+        return {
+            "seq": self.seq,
+            "created_at": self.created_at.isoformat(),
+            "action": self.action,
+            "actor": self.actor,
+            "actor_user": self.actor_user,
+            "subject_user": self.subject_user,
+            "target": self.target,
+            "details": self.details,
+            "model": self.model,
+            "prompt_version": self.prompt_version,
+            "request_id": self.request_id,
+            "hash": self.hash,
+            "prev_hash": self.prev_hash,
+        }
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(AuditRow))

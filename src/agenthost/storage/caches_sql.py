@@ -14,8 +14,31 @@ from agenthost.storage.tables import response_cache, semantic_cache
 __all__ = ["SqlResponseCache", "SqlSemanticCache"]
 
 
-class SqlResponseCache(Store):
+class _SqlCache(Store):
+    """What both caches share: entries carry their tenant and their expiry."""
+
+    table: sa.Table
+    erased: str
+    """What `erase_subject` reports the count as."""
+
+    async def erase_subject(self, subject: Subject) -> dict[str, int]:
+        return {self.erased: await self._delete(self.table.c.tenant == subject.user_id)}
+
+    async def purge(self, before: datetime) -> dict[str, int]:
+        """Delete entries that expired before `before`."""
+        return {"cache_expired": await self._delete(self.table.c.expires_at <= before)}
+
+    async def _delete(self, where: sa.ColumnElement[bool]) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(self.table.delete().where(where))
+        return int(result.rowcount or 0)
+
+
+class SqlResponseCache(_SqlCache):
     """Exact answers by request key."""
+
+    table = response_cache
+    erased = "cache_entries"
 
     async def get(self, key: str) -> bytes | None:
         statement = sa.select(response_cache.c.value).where(
@@ -33,29 +56,18 @@ class SqlResponseCache(Store):
                 response_cache.insert().values(key=key, value=value, expires_at=expires, tenant=tenant)
             )
 
-    async def erase_subject(self, subject: Subject) -> dict[str, int]:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                response_cache.delete().where(response_cache.c.tenant == subject.user_id)
-            )
-        return {"cache_entries": int(result.rowcount or 0)}
 
-    async def purge(self, before: datetime) -> dict[str, int]:
-        """Delete entries that expired before `before`."""
-        async with self.engine.begin() as conn:
-            result = await conn.execute(response_cache.delete().where(response_cache.c.expires_at <= before))
-        return {"cache_expired": int(result.rowcount or 0)}
-
-
-class SqlSemanticCache(Store):
+class SqlSemanticCache(_SqlCache):
     """Semantic entries: a prompt's vector and the answer, per partition."""
 
+    table = semantic_cache
+    erased = "semantic_entries"
+
     async def candidates(self, partition: str, limit: int) -> list[tuple[bytes, bytes]]:
-        table = semantic_cache
         query = (
-            sa.select(table.c.vector, table.c.value)
-            .where(table.c.partition == partition, table.c.expires_at > datetime.now(UTC))
-            .order_by(table.c.id.desc())
+            sa.select(semantic_cache.c.vector, semantic_cache.c.value)
+            .where(semantic_cache.c.partition == partition, semantic_cache.c.expires_at > datetime.now(UTC))
+            .order_by(semantic_cache.c.id.desc())
             .limit(limit)
         )
         async with self.engine.connect() as conn:
@@ -64,14 +76,15 @@ class SqlSemanticCache(Store):
     async def add(
         self, partition: str, vector: bytes, value: bytes, ttl_seconds: float, tenant: str | None = None
     ) -> None:
-        table = semantic_cache
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
             await conn.execute(
-                table.delete().where(table.c.partition == partition, table.c.expires_at <= now)
+                semantic_cache.delete().where(
+                    semantic_cache.c.partition == partition, semantic_cache.c.expires_at <= now
+                )
             )
             await conn.execute(
-                table.insert().values(
+                semantic_cache.insert().values(
                     partition=partition,
                     vector=vector,
                     value=value,
@@ -79,15 +92,3 @@ class SqlSemanticCache(Store):
                     tenant=tenant,
                 )
             )
-
-    async def erase_subject(self, subject: Subject) -> dict[str, int]:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                semantic_cache.delete().where(semantic_cache.c.tenant == subject.user_id)
-            )
-        return {"semantic_entries": int(result.rowcount or 0)}
-
-    async def purge(self, before: datetime) -> dict[str, int]:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(semantic_cache.delete().where(semantic_cache.c.expires_at <= before))
-        return {"cache_expired": int(result.rowcount or 0)}

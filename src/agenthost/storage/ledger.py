@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agenthost.records import SAVINGS, Visibility
+from agenthost.records import SAVINGS, EventType, UsageRecord, Visibility
 from agenthost.storage.base import Store, visible
 from agenthost.storage.protocols import Subject
 from agenthost.storage.tables import spend_ledger
@@ -46,34 +46,32 @@ def ledger_row(
     source: str,
     seq: int,
     kind: str,
-    usage: Mapping[str, Any],
+    usage: UsageRecord,
     at: datetime,
     run_id: str | None = None,
 ) -> dict[str, Any]:
-    """A ledger row from a usage record (the `usage` event's data, or the same keys)."""
-    cost = usage.get("cost") or {}
-    saved = usage.get("saved") or {}
+    """The ledger row of one model call (`kind`: `run`, `passthrough`, `classifier`)."""
     return {
-        **{f"saved_{reason}": int(saved.get(reason, 0)) for reason in SAVINGS},
+        **{f"saved_{reason}": getattr(usage.saved, reason) for reason in SAVINGS},
         "source": source,
         "seq": seq,
         "run_id": run_id,
-        "step": usage.get("step"),
+        "step": usage.step,
         "kind": kind,
-        "agent": usage.get("agent"),
-        "user_id": usage.get("user_id"),
-        "key_id": usage.get("key_id"),
-        "team": usage.get("team"),
-        "model": usage.get("model") or "unknown",
-        "provider": usage.get("provider"),
-        "tier": usage.get("tier"),
-        "input_tokens": usage.get("input_tokens", 0),
-        "output_tokens": usage.get("output_tokens", 0),
-        "cache_read_tokens": usage.get("cache_read_tokens", 0),
-        "cache_write_tokens": usage.get("cache_write_tokens", 0),
-        "cost_nanousd": cost.get("nanousd", 0),
-        "cost_status": cost.get("status", "unknown_model"),
-        "cached": bool(usage.get("cached", False)),
+        "agent": usage.agent,
+        "user_id": usage.user_id,
+        "key_id": usage.key_id,
+        "team": usage.team,
+        "model": usage.model or "unknown",
+        "provider": usage.provider,
+        "tier": usage.tier,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cost_nanousd": usage.cost.nanousd,
+        "cost_status": usage.cost.status,
+        "cached": usage.cached,
         "created_at": at,
     }
 
@@ -81,18 +79,23 @@ def ledger_row(
 def rows_from_events(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The ledger rows of a batch of run events: one per `usage` event of a call made by that run
     (a fork's copied steps were paid for by the run they were copied from)."""
-    return [
-        ledger_row(
-            source=event["run_id"],
-            seq=event["seq"],
-            kind="run",
-            usage=event["data"],
-            at=event["created_at"],
-            run_id=event["run_id"],
-        )
-        for event in events
-        if event["type"] == "usage" and event["data"].get("ledger", True)
-    ]
+    rows = []
+    for event in events:
+        if event["type"] != EventType.USAGE:
+            continue
+        usage = UsageRecord.model_validate(event["data"])
+        if usage.ledger:
+            rows.append(
+                ledger_row(
+                    source=event["run_id"],
+                    seq=event["seq"],
+                    kind="run",
+                    usage=usage,
+                    at=event["created_at"],
+                    run_id=event["run_id"],
+                )
+            )
+    return rows
 
 
 SPEND_DIMENSIONS = ("model", "agent", "user", "key", "team", "tier")

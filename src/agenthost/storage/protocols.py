@@ -32,14 +32,8 @@ __all__ = [
     "RateScope",
     "ResponseCacheStore",
     "SemanticCacheStore",
-    "StoreUnavailableError",
     "Subject",
 ]
-
-
-class StoreUnavailableError(Exception):
-    """A shared store (Redis) could not be reached or failed; callers decide what that means
-    (fail open, fail closed, count locally) by their own configuration."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from agenthost.storage.protocols import RateLimitEntry, RateMode, RateOutcome, StoreUnavailableError
+from agenthost.errors import StoreUnavailableError
+from agenthost.storage.protocols import RateLimitEntry, RateMode, RateOutcome
 
 __all__ = ["RedisCounters"]
 

@@ -27,7 +27,7 @@ async def list_approvals(  # noqa: PLR0917 - FastAPI maps each parameter to a qu
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """Approvals, newest first; pending ones by default."""
-    rows = await runtime.approvals.list_approvals(
+    rows = await runtime.backends.approvals.list_approvals(
         status=status,
         run_id=run_id,
         agent=agent,
@@ -35,6 +35,6 @@ async def list_approvals(  # noqa: PLR0917 - FastAPI maps each parameter to a qu
         limit=limit,
         visibility=principal.visibility(),
     )
-    redact = runtime.redaction.value
+    redact = runtime.policies.redaction.value
     data = [approval_view({**row, "args": redact(row["agent"], row["args"])}) for row in rows]
     return JSONResponse({"object": "list", "data": data})

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from agenthost.costs.report import spend_report
 from agenthost.errors import ErrorCode, ForbiddenError, InvalidRequestError
 from agenthost.server.deps import PrincipalDep, RuntimeDep
-from agenthost.storage.ledger import LedgerStore
 
 router = APIRouter(prefix="/v1", tags=["costs"])
 
@@ -38,7 +37,7 @@ async def costs(
     if start is not None and end is not None and start >= end:
         msg = "`from` must be before `to`"
         raise InvalidRequestError(msg, code=ErrorCode.INVALID_RANGE)
-    return await spend_report(LedgerStore(runtime.engine), start, end, principal.visibility())
+    return await spend_report(runtime.backends.ledger, start, end, principal.visibility())
 
 
 @router.get("/alerts")
@@ -54,7 +53,7 @@ async def alerts(
     Alerts are about everyone's spend: roles that see all runs only (operator, admin)."""
     if principal.role.sees != "all":
         raise ForbiddenError(f"role {principal.role_name!r} may not read alerts")
-    rows = await runtime.alerts.history(kind=kind, limit=limit)
+    rows = await runtime.policies.alerts.history(kind=kind, limit=limit)
     data = [
         {
             "id": row["id"],

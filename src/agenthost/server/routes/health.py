@@ -25,7 +25,7 @@ async def ready(runtime: RuntimeDep) -> Response:
     """Readiness: the database answers and the durable engine is launched; 503 otherwise."""
     checks: dict[str, str] = {}
     try:
-        async with runtime.engine.connect() as conn:
+        async with runtime.backends.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:
@@ -38,6 +38,6 @@ async def ready(runtime: RuntimeDep) -> Response:
     checks["agents"] = str(len(runtime.registry))
     healthy = all(value == "ok" for key, value in checks.items() if key != "agents")
     # Open breakers do not make the server unready (fallbacks may serve); they are shown.
-    breakers = await runtime.registry.gateway.breakers.states()
+    breakers = await runtime.gateway.breakers.states()
     body = {"status": "ready" if healthy else "not_ready", "checks": checks, "breakers": breakers}
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from agenthost.errors import ErrorCode, InvalidRequestError
-from agenthost.security.audit import AuditLog, actor_fields
+from agenthost.runtime.process import Runtime
+from agenthost.security.audit import actor_fields
 from agenthost.security.auth import Authenticator, Principal
 from agenthost.security.keys import KeySpec
 from agenthost.server.deps import AdminDep, RuntimeDep
@@ -42,8 +43,8 @@ def _json(data: dict[str, Any], status: int = 200) -> Response:
 async def _audit(  # noqa: PLR0917 - one entry's fields
     request: Request, action: str, admin: Principal, key_id: str, owner: str | None, details: dict[str, Any]
 ) -> None:
-    audit: AuditLog = request.app.state.audit
-    await audit.append(
+    runtime: Runtime = request.app.state.runtime
+    await runtime.policies.audit.append(
         action,
         **actor_fields(admin.subject, admin.user_id),
         subject_user=owner,

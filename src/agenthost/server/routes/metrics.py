@@ -22,5 +22,5 @@ async def metrics(runtime: RuntimeDep, request: Request) -> Response:
         principal = await authenticate(request)
         if principal.role.sees != "all":
             raise ForbiddenError(f"role {principal.role_name!r} may not read metrics")
-    set_breaker_states(await runtime.registry.gateway.breakers.states())
+    set_breaker_states(await runtime.gateway.breakers.states())
     return Response(render(), media_type=CONTENT_TYPE_LATEST)

@@ -24,19 +24,17 @@ from starlette.responses import Response
 
 from agenthost.costs.budgets import Reservation
 from agenthost.costs.guard import estimate_call
-from agenthost.costs.savings import savings
+from agenthost.costs.savings import call_record
 from agenthost.errors import (
-    AgentHostError,
     ErrorCode,
     InvalidRequestError,
     ModelError,
     NotFoundError,
-    RequestError,
+    as_client_error,
 )
-from agenthost.gateway.breaker import BreakerOpenError
 from agenthost.gateway.cache import cache_scope
-from agenthost.gateway.chain import AllModelsUnavailableError, primary_model
-from agenthost.gateway.context import ContextOverflowError, side_calls
+from agenthost.gateway.chain import primary_model
+from agenthost.gateway.context import side_calls
 from agenthost.gateway.openai_format import (
     ChatCompletionRequest,
     ChunkWriter,
@@ -48,7 +46,8 @@ from agenthost.gateway.openai_format import (
     to_parameters,
     to_settings,
 )
-from agenthost.runtime.runtime import Runtime
+from agenthost.records import EventType, UsageRecord
+from agenthost.runtime.process import Runtime
 from agenthost.runtime.service import RunService
 from agenthost.runtime.spec import RunSpec
 from agenthost.security.auth import Principal
@@ -56,7 +55,7 @@ from agenthost.security.output import StreamRedactor
 from agenthost.security.ratelimit import RateLimit
 from agenthost.server.deps import PrincipalDep, RuntimeDep, ServiceDep
 from agenthost.server.schemas import MAX_INT64, MAX_OUTPUT_TOKENS, MIN_INT64
-from agenthost.storage.ledger import LedgerStore, ledger_row
+from agenthost.storage.ledger import ledger_row
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -97,7 +96,7 @@ async def chat_completions(
         principal.require_model(body.model)
         user = principal.acting_user(body.user)
         caller = _Caller(principal, *request.state.rate_limit)
-        await runtime.limiter.check_tokens(caller.identities, caller.overrides)  # 429 when spent
+        await runtime.policies.limiter.check_tokens(caller.identities, caller.overrides)  # 429 when spent
         return await _passthrough(body.model_copy(update={"user": user}), runtime, caller)
     known = sorted({*runtime.settings.agents, *runtime.settings.models})
     msg = f"model {body.model!r} is neither an agent nor a gateway model here; known: {known}"
@@ -129,7 +128,9 @@ async def _screened(
         if message.role not in ("user", "tool"):
             continue  # system and assistant messages come from the authenticated caller
         text = message.text()
-        screened = await runtime.screener.aenforce(text, source="input" if message.role == "user" else "tool")
+        screened = await runtime.policies.screener.aenforce(
+            text, source="input" if message.role == "user" else "tool"
+        )
         if screened != text:
             messages[index] = message.model_copy(update={"content": screened})
     return body.model_copy(update={"messages": messages})
@@ -159,49 +160,37 @@ async def _account(
 ) -> dict[str, Any]:
     """Price the call (with any context summaries it needed), write its ledger row, and charge its
     budgets the real cost."""
-    prices = runtime.registry.gateway.prices
-    who = {"user_id": body.user, "key_id": caller.principal.key_id, "team": caller.principal.team}
-    record = {**prices.record(response, *summaries), **who}
-    tokens = response.usage.input_tokens + response.usage.output_tokens
-    await runtime.limiter.record_tokens(caller.identities, tokens, caller.overrides)
-    primary = primary_model(runtime.registry.gateway.passthrough(body.model))
-    record["saved"] = savings(prices, primary, response, record["cost"]["nanousd"])
-    row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=record)
-    await runtime.ledger.record([row])
-    nanousd = record["cost"]["nanousd"]
-    await runtime.budgets.settle(reservation, nanousd)
+    primary = primary_model(runtime.gateway.passthrough(body.model))
+    call = call_record(runtime.gateway.prices, primary, response, summaries=summaries)
+    principal = caller.principal
+    usage = UsageRecord(**call.model_dump(), user_id=body.user, key_id=principal.key_id, team=principal.team)
+    await runtime.policies.limiter.record_tokens(caller.identities, call.tokens, caller.overrides)
+    row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=usage)
+    await runtime.env.ledger.record([row])
+    nanousd = call.cost.nanousd
+    await runtime.policies.budgets.settle(reservation, nanousd)
     if nanousd:
-        await runtime.budgets.check_hourly_spend(LedgerStore(runtime.engine))
-    return {"served_by": response.model_name, "cost": {"usd": nanousd / 1e9, **record["cost"]}}
-
-
-def _model_error(exc: ModelAPIError) -> AgentHostError:
-    if isinstance(exc, ContextOverflowError):
-        return RequestError(str(exc), code=exc.code)
-    if isinstance(exc, AllModelsUnavailableError):
-        return ModelError(str(exc), code=ErrorCode.ALL_MODELS_UNAVAILABLE, status=503)
-    if isinstance(exc, BreakerOpenError):
-        return ModelError(str(exc), code=ErrorCode.MODEL_UNAVAILABLE, status=503)
-    return ModelError(str(exc), code=ErrorCode.MODEL_ERROR)
+        await runtime.policies.budgets.check_hourly_spend(runtime.backends.ledger)
+    return {"served_by": response.model_name, "cost": {"usd": call.cost.usd, **call.cost.model_dump()}}
 
 
 async def _passthrough(body: ChatCompletionRequest, runtime: Runtime, caller: _Caller) -> Response:
-    model = runtime.registry.gateway.passthrough(body.model)
+    model = runtime.gateway.passthrough(body.model)
     cache_scope(enabled=True, tenant=body.user)
     messages = to_messages(body.messages)
     settings, parameters = to_settings(body), to_parameters(body)
     output = (settings or {}).get("max_tokens") or runtime.settings.limits.output_tokens_estimate
-    _, estimate = estimate_call(runtime.registry.gateway.prices, model, messages, parameters, output)
-    reservation = await runtime.budgets.reserve(None, body.user, estimate, caller.principal.payer())
+    _, estimate = estimate_call(runtime.gateway.prices, model, messages, parameters, output)
+    reservation = await runtime.policies.budgets.reserve(None, body.user, estimate, caller.principal.payer())
     if not body.stream:
         try:
             with side_calls() as summaries:
                 response = await model.request(messages, settings, parameters)
         except ModelAPIError as exc:
-            await runtime.budgets.settle(reservation, 0)
-            raise _model_error(exc) from exc
+            await runtime.policies.budgets.settle(reservation, 0)
+            raise as_client_error(exc) from exc
         text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart)) or None
-        text = runtime.redaction.value(None, text)
+        text = runtime.policies.redaction.value(None, text)
         calls = [p for p in response.parts if isinstance(p, _messages.ToolCallPart)]
         completion = completion_id()
         accounted = await _account(
@@ -258,8 +247,8 @@ async def _passthrough_stream(
         with side_calls() as summaries:
             opened = await stream.__aenter__()
     except ModelAPIError as exc:
-        await runtime.budgets.settle(reservation, 0)
-        raise _model_error(exc) from exc
+        await runtime.policies.budgets.settle(reservation, 0)
+        raise as_client_error(exc) from exc
     writer = ChunkWriter(completion_id(), body.model)
     usage = body.stream_options is not None and body.stream_options.include_usage
 
@@ -268,7 +257,7 @@ async def _passthrough_stream(
         accounted: dict[str, Any] | None = None
         try:
             yield writer.role()
-            async for chunk in _chunks(opened, writer, runtime.redaction.stream(None)):
+            async for chunk in _chunks(opened, writer, runtime.policies.redaction.stream(None)):
                 yield chunk
             response = opened.get()
             accounted = await _account(
@@ -286,8 +275,9 @@ async def _passthrough_stream(
             yield writer.done()
         except ModelAPIError as exc:
             failure = exc
-            error = _model_error(exc)
+            error = as_client_error(exc)
             yield writer.error(error.code, error.message)
+            yield writer.done()
         except BaseException as exc:
             failure = exc
             raise
@@ -306,7 +296,7 @@ async def _passthrough_stream(
                     caller=caller,
                 )
             elif accounted is None:
-                await runtime.budgets.settle(reservation, 0)
+                await runtime.policies.budgets.settle(reservation, 0)
 
     return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)
 
@@ -363,9 +353,9 @@ async def _agent(
     async def chunks() -> AsyncIterator[str]:
         yield writer.role()
         async for event in service.follow(run_id):
-            if event.type == "text.delta":
+            if event.type is EventType.TEXT_DELTA:
                 yield writer.text(event.data["delta"])
-            elif event.type == "run.completed":
+            elif event.type is EventType.RUN_COMPLETED:
                 yield writer.finish("stop")
                 if include_usage:
                     usage = event.data["usage"]
@@ -373,10 +363,12 @@ async def _agent(
                     yield writer.usage(usage["input_tokens"], usage["output_tokens"], extras)
                 yield writer.done()
             elif event.terminal:
+                # A run that failed, died or was cancelled: an error chunk, then the end of stream.
                 error = event.data.get("error") or {
-                    "code": event.type,
+                    "code": str(event.type),
                     "message": f"the run ended: {event.type}",
                 }
                 yield writer.error(error["code"], error["message"])
+                yield writer.done()
 
     return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)

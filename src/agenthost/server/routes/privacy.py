@@ -8,9 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 
 from agenthost.errors import ErrorCode, NotFoundError
-from agenthost.gateway.cache import RedisCacheStore
-from agenthost.security.audit import AuditLog, actor_fields
-from agenthost.security.privacy import erase_user
+from agenthost.security.audit import actor_fields
 from agenthost.server.deps import AdminDep, PrincipalDep, RuntimeDep
 from agenthost.server.middleware import request_id_of
 from agenthost.server.schemas import MAX_AUDIT_SEQ
@@ -18,14 +16,9 @@ from agenthost.server.schemas import MAX_AUDIT_SEQ
 router = APIRouter(tags=["privacy"])
 
 
-def _audit(request: Request) -> AuditLog:
-    audit: AuditLog = request.app.state.audit
-    return audit
-
-
 @router.get("/v1/audit")
 async def list_audit(  # noqa: PLR0917 - one query parameter per filter
-    request: Request,
+    runtime: RuntimeDep,
     _admin: AdminDep,
     since: Annotated[datetime | None, Query(description="Entries at or after this time.")] = None,
     until: Annotated[datetime | None, Query(description="Entries before this time.")] = None,
@@ -40,7 +33,7 @@ async def list_audit(  # noqa: PLR0917 - one query parameter per filter
     ] = None,
 ) -> dict[str, Any]:
     """Audit entries, newest first (admin only)."""
-    entries = await _audit(request).list(
+    entries = await runtime.policies.audit.list(
         since=since,
         until=until,
         action=action,
@@ -73,15 +66,7 @@ async def erase_user_data(
         raise NotFoundError(
             f"user {user_id!r} has no data visible to this caller", code=ErrorCode.USER_NOT_FOUND
         )
-    store = runtime.registry.gateway.cache_store
-    receipt = await erase_user(
-        runtime.engine,
-        runtime.urls,
-        user_id,
-        audit=_audit(request),
-        **actor_fields(caller.subject, caller.user_id),
-        request_id=request_id_of(request.scope),
-        redis=store.client if isinstance(store, RedisCacheStore) else None,
-        redis_prefix=runtime.settings.redis.key_prefix,
+    receipt = await runtime.privacy.erase_user(
+        user_id, **actor_fields(caller.subject, caller.user_id), request_id=request_id_of(request.scope)
     )
     return {"object": "erasure_receipt", **receipt.to_dict()}

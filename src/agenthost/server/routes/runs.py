@@ -183,7 +183,7 @@ async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a r
     if on_behalf_of is not None and principal.role.sees != "all":
         msg = f"role {principal.role_name!r} may not decide on behalf of someone else (`by`)"
         raise ForbiddenError(msg)
-    pending = await runtime.approvals.get(approval_id)
+    pending = await runtime.backends.approvals.get(approval_id)
     if pending is not None and pending["run_id"] == run_id:
         risk = agent_tool_risk(runtime.settings, run["agent"], pending["tool_name"])
         if not principal.role.may_approve(risk):
@@ -191,7 +191,8 @@ async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a r
             msg = f"role {principal.role_name!r} may not decide calls of {risk}-risk tool {tool!r}"
             raise ForbiddenError(msg)
     row = await decide(
-        runtime,
+        runtime.backends.approvals,
+        runtime.backends.runs,
         run_id,
         approval_id,
         approve=body.decision == "approve",
@@ -199,7 +200,7 @@ async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a r
         by=decider,
         on_behalf_of=on_behalf_of,
     )
-    await runtime.audit.append(
+    await runtime.policies.audit.append(
         "approval.decided",
         **actor_fields(principal.subject, principal.user_id),
         subject_user=run["user_id"],
@@ -213,7 +214,9 @@ async def decide_approval(  # noqa: PLR0917 - FastAPI maps each parameter to a r
         },
         request_id=request_id_of(request.scope),
     )
-    return JSONResponse(approval_view({**row, "args": runtime.redaction.value(row["agent"], row["args"])}))
+    return JSONResponse(
+        approval_view({**row, "args": runtime.policies.redaction.value(row["agent"], row["args"])})
+    )
 
 
 async def _writable_run(service: ServiceDep, principal: PrincipalDep, run_id: str) -> None:

@@ -21,12 +21,12 @@ ThreadId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description=
 async def get_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """The thread's messages (oldest first, as pydantic-ai stores them) and its runs."""
     await ensure_thread(runtime, principal, thread_id)
-    summary = await runtime.threads.summary(thread_id)
+    summary = await runtime.backends.threads.summary(thread_id)
     if summary is None:
         msg = f"thread {thread_id!r} does not exist"
         raise NotFoundError(msg, code=ErrorCode.THREAD_NOT_FOUND)
     messages = ModelMessagesTypeAdapter.validate_python(summary["messages"])
-    redact = runtime.redaction.value
+    redact = runtime.policies.redaction.value
     return JSONResponse(
         {
             "id": thread_id,
@@ -47,13 +47,13 @@ async def delete_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: Pri
     await ensure_thread(runtime, principal, thread_id)
     if not principal.role.run:
         raise ForbiddenError(f"role {principal.role_name!r} may not delete threads")
-    if await runtime.store.thread_busy(thread_id):
+    if await runtime.backends.runs.thread_busy(thread_id):
         msg = f"thread {thread_id!r} has a run in progress; cancel it or wait"
         raise ConflictError(msg, code=ErrorCode.THREAD_BUSY)
-    if await runtime.threads.summary(thread_id) is None:
+    if await runtime.backends.threads.summary(thread_id) is None:
         msg = f"thread {thread_id!r} does not exist"
         raise NotFoundError(msg, code=ErrorCode.THREAD_NOT_FOUND)
-    removed = await runtime.threads.delete(thread_id)
+    removed = await runtime.backends.threads.delete(thread_id)
     return JSONResponse({"id": thread_id, "object": "thread", "deleted": True, "messages_removed": removed})
 
 
