@@ -223,7 +223,7 @@ class Server:
         config_path.write_text(render_toml(self.config))
         env = {
             **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "examples" / "support")]),
+            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), str(REPO / "examples" / "support")]),
             **self.env,
         }
         log = self.log_path.open("ab")
