@@ -6,7 +6,7 @@ UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 CONFIG ?= examples/support/agenthost.toml
 
-.PHONY: install demo test lint typecheck format pytest bench bench-gateway lock clean
+.PHONY: install demo demo-scripted test lint typecheck format pytest bench bench-gateway lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ demo: install
 	@echo "admin key: .agenthost/admin-key  (export AGENTHOST_API_KEY=\$$(cat .agenthost/admin-key))"
 	AGENTHOST_AUTH__ADMIN_KEY_FILE=.agenthost/admin-key $(BIN)/agenthost serve --config $(CONFIG)
 
+## demo-scripted: the same agent against agenthost's mock LLM playing examples/support/mock-llm.yaml
+## (no key, no model download: shows tool calls, approvals, fork and resume with scripted answers)
+demo-scripted: install
+	@mkdir -p .agenthost
+	@test -s .agenthost/admin-key || (umask 077; $(BIN)/python -c "import secrets; print('admin-' + secrets.token_urlsafe(32))" > .agenthost/admin-key)
+	@echo "admin key: .agenthost/admin-key  (export AGENTHOST_API_KEY=\$$(cat .agenthost/admin-key))"
+	AGENTHOST_AUTH__ADMIN_KEY_FILE=.agenthost/admin-key $(BIN)/agenthost serve \
+		--config examples/support/agenthost.scripted.toml --mock-llm examples/support/mock-llm.yaml
+
 ## test: lint, type checks and the whole test suite
 test: install lint typecheck pytest
 
@@ -45,7 +54,9 @@ typecheck: install
 	$(BIN)/mypy
 
 # Three workers on two cores: most test time is spent waiting on subprocess servers.
+# tests/browser drive Debian's chromium with playwright (never a downloaded browser).
 pytest: install
+	command -v chromium >/dev/null 2>&1 || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium)
 	$(BIN)/pytest -n 3 --durations=15
 
 ## bench: run the benchmarks and print their tables

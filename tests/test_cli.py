@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
+import pty
+import re
+import signal
+import socket
+import struct
 import subprocess
+import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
+import typer
 
 from agenthost import __version__
 from agenthost.testing import MockLLMServer
@@ -23,20 +33,23 @@ from tests.harness import (
     free_port,
     render_toml,
     server_config,
+    wait_for,
     wait_for_status,
 )
 
 
 def cli(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: Mapping[str, str | None] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {
+    """The CLI as a subprocess, its output piped; `env` adds variables (None removes one)."""
+    merged = {
         **os.environ,
-        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'examples' / 'support'}",
-        "COLUMNS": "200",  # tables as on a wide terminal
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), str(REPO / "examples" / "support")]),
+        "COLUMNS": "200",
         "AGENTHOST_API_KEY": ADMIN_KEY,
         **(env or {}),
     }
+    full_env = {name: value for name, value in merged.items() if value is not None}
     return subprocess.run(
         [str(AGENTHOST), *args],
         capture_output=True,
@@ -292,3 +305,322 @@ def test_tool_config_must_name_a_tool_of_the_agent(tmp_path: Path, mock_server: 
     assert result.returncode == 2
     assert "agents.support.tools.refnud: the agent has no tool 'refnud'" in result.stderr
     assert "refund" in result.stderr
+
+
+# ------------------------------------------------------------------ configuration and database discovery
+
+
+def _write_config(path: Path, mock_url: str, database: Path, **overrides: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_toml(server_config(f"sqlite:///{database}", mock_url, **overrides)))
+    return path
+
+
+def test_database_commands_refuse_to_create_a_database_implicitly(
+    tmp_path: Path, mock_server: MockLLMServer
+) -> None:
+    """`keys` and `audit` run from a folder without the configured database stop with exit 2 and
+    name the path they looked at, instead of creating and using a new, empty database."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env: dict[str, str | None] = {"AGENTHOST_CONFIG": None, "AGENTHOST_DATABASE_URL": None}
+    for command in (
+        ("keys", "list"),
+        ("audit", "verify"),
+        ("audit", "list"),
+        ("keys", "create", "--name", "x"),
+    ):
+        result = cli(*command, cwd=elsewhere, env=env)
+        assert result.returncode == 2, (command, result)
+        assert f"no agenthost database at {elsewhere / '.agenthost' / 'agenthost.db'}" in result.stderr
+        assert "--config" in result.stderr
+        assert "AGENTHOST_CONFIG" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (elsewhere / ".agenthost").exists(), "a database command created a database"
+
+    # The same config discovery as `serve`: --config, then $AGENTHOST_CONFIG, then ./agenthost.toml.
+    database = tmp_path / "data" / "agenthost.db"
+    config = _write_config(tmp_path / "deploy" / "agenthost.toml", mock_server.url, database)
+    missing = cli("keys", "list", "--config", str(config), cwd=elsewhere)
+    assert missing.returncode == 2
+    assert f"no agenthost database at {database}" in missing.stderr
+    assert str(config) in missing.stderr
+    created = cli(
+        "keys", "create", "--name", "first", "--role", "admin", "--create-database", "--config", str(config)
+    )
+    assert created.returncode == 0, created.stderr
+    assert database.is_file()
+    key_id = created.stderr.split("id ", 1)[1].split()[0]
+    by_env = cli("keys", "list", cwd=elsewhere, env={"AGENTHOST_CONFIG": str(config)})
+    assert by_env.returncode == 0, by_env.stderr
+    assert key_id in by_env.stdout
+    by_cwd = cli("audit", "verify", cwd=config.parent, env={"AGENTHOST_CONFIG": None})
+    assert by_cwd.returncode == 0, by_cwd.stderr
+    assert "checked 1 entries" in by_cwd.stdout
+    assert not (elsewhere / ".agenthost").exists()
+
+
+def test_check_and_serve_refuse_a_missing_config_or_one_without_agents(
+    tmp_path: Path, mock_server: MockLLMServer
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for command in ("check", "serve"):
+        result = cli(command, cwd=empty, env={"AGENTHOST_CONFIG": None})
+        assert result.returncode == 2, (command, result)
+        assert "no configuration" in result.stderr
+        assert str(empty) in result.stderr
+        assert "--config" in result.stderr
+        given = cli(command, "--config", str(tmp_path / "nope.toml"), cwd=empty)
+        assert given.returncode == 2
+        assert "does not exist" in given.stderr
+    no_agents = tmp_path / "agenthost.toml"
+    no_agents.write_text("[server]\nport = 9555\n")
+    for command in ("check", "serve"):
+        result = cli(command, "--config", str(no_agents))
+        assert result.returncode == 2, (command, result)
+        assert f"{no_agents} defines no agents" in result.stderr
+        by_cwd = cli(command, cwd=tmp_path, env={"AGENTHOST_CONFIG": None})
+        assert by_cwd.returncode == 2
+        assert "defines no agents" in by_cwd.stderr
+
+
+def test_check_json_prints_only_json(tmp_path: Path, mock_server: MockLLMServer) -> None:
+    config = _write_config(tmp_path / "agenthost.toml", mock_server.url, tmp_path / "db.sqlite")
+    result = cli("check", "--json", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # the whole of stdout is one JSON document
+    assert document["valid"] is True
+    assert "sk-test" not in result.stdout
+    assert document["settings"]["models"]["mock"]["api_key"] == "**********"
+    agents = {agent["name"]: agent for agent in document["agents"]}
+    assert agents["support"]["path"] == "agent:support_agent"
+    assert agents["support"]["default"] is True
+    assert agents["plain"]["model"] == "gpt-4o-mini"
+
+
+def _bracketed(text: str | None) -> set[str]:
+    """`[section]` names in a help text, written escaped (`\\[server]`) or not."""
+    return {f"[{name}]" for name in re.findall(r"\\?\[([a-z][a-z_.<>]*)\]", text or "")}
+
+
+def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], set[str]]]:
+    names = _bracketed(command.help)
+    for param in command.params:
+        names |= _bracketed(getattr(param, "help", None))
+    yield path, names
+    # typer's groups are not click.Group subclasses (typer vendors click): duck-type them.
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_texts_keep_their_section_names() -> None:
+    """`[server] run_wait_timeout` in a help text is shown as written, not eaten as rich markup."""
+    from agenthost.cli.main import app
+
+    checked = 0
+    for path, names in _commands(typer.main.get_command(app)):
+        if not names:
+            continue
+        shown = cli(*path, "--help").stdout
+        for name in names:
+            assert name in shown, (path, name, shown)
+        checked += 1
+    assert checked >= 4  # serve, keys create, keys revoke, token create at least
+
+
+# ------------------------------------------------------------------ listings
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def cli_tty(*args: str, columns: int) -> str:
+    """The CLI's stdout on a terminal `columns` wide (a pseudo-terminal), without colours."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
+        "COLUMNS": str(columns),
+        "AGENTHOST_API_KEY": ADMIN_KEY,
+        "NO_COLOR": "1",
+    }
+    process = subprocess.Popen(
+        [str(AGENTHOST), *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=env
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(master)
+    assert process.wait(60) == 0, process.stderr.read() if process.stderr else ""
+    return _ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+def test_runs_list_fits_the_terminal_and_prints_full_values_when_piped(
+    server: Server, mock: MockLLMServer
+) -> None:
+    agent = "router"  # a long model name on a narrow terminal is cut, the id never
+    with server.client() as client:
+        ids = [
+            client.post(f"/v1/agents/{agent}/run", json={"input": f"listing {n}"}).json()["id"]
+            for n in range(3)
+        ]
+    args = ("runs", "list", "--url", server.url, "--agent", agent, "--limit", "3")
+    for columns in (100, 120):
+        shown = cli_tty(*args, columns=columns)
+        lines = [line for line in shown.splitlines() if line.strip()]
+        assert all(len(line) <= columns for line in lines), shown
+        assert len(lines) == 1 + len(ids), shown  # a header and one line per run: nothing wraps
+        for run_id in ids:
+            assert sum(run_id in line for line in lines) == 1, (run_id, shown)
+        assert "latency ms" not in shown  # a --wide column
+
+    piped = cli(*args, env={"COLUMNS": "60"})
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    assert len(lines) == 1 + len(ids)
+    assert "latency ms" in lines[0]
+    for run_id in ids:
+        assert run_id in piped.stdout
+    assert "…" not in piped.stdout
+    wide = cli_tty(*args, "--wide", columns=100)
+    assert "latency ms" in wide
+    assert all(run_id in wide for run_id in ids)
+    as_json = cli(*args, "--json")
+    assert [run["id"] for run in json.loads(as_json.stdout)] == ids[::-1]
+
+
+def test_empty_listings_say_so(server: Server, mock: MockLLMServer, tmp_path: Path) -> None:
+    nothing = cli("runs", "list", "--url", server.url, "--agent", "no-such-agent")
+    assert nothing.returncode == 0, nothing.stderr
+    assert nothing.stdout.strip() == "No runs."
+    approvals = cli("approvals", "list", "--url", server.url, "--run", "run_01nothingwaitshere000000")
+    assert approvals.returncode == 0, approvals.stderr
+    assert approvals.stdout.strip() == "No pending approvals for run run_01nothingwaitshere000000."
+    config = tmp_path / "agenthost.toml"
+    config.write_text(render_toml({"database_url": f"sqlite:///{tmp_path / 'db.sqlite'}"}))
+    keys = cli("keys", "list", "--config", str(config))
+    assert keys.returncode == 2  # no database yet: refused, not created
+    cli("keys", "create", "--name", "k", "--create-database", "--config", str(config))
+    listed = cli("keys", "list", "--config", str(config), "--json")
+    key_id = json.loads(listed.stdout)[0]["id"]
+    cli("keys", "revoke", key_id, "--config", str(config))
+    assert cli("keys", "list", "--config", str(config)).stdout.strip().startswith("No keys")
+    audit = cli("audit", "list", "--config", str(config), "--action", "nothing.*")
+    assert audit.stdout.strip() == "No audit entries."
+
+
+def test_approvals_list_pretty_prints_arguments(server: Server, mock: MockLLMServer) -> None:
+    reason = "[refund] the charger is broken, please refund it"
+    with server.client() as client:
+        run_id = client.post("/v1/agents/support/runs", json={"input": reason}).json()["id"]
+        wait_for_status(client, run_id, {"waiting_approval"})
+    shown = cli_tty("approvals", "list", "--url", server.url, "--run", run_id, columns=100)
+    lines = shown.splitlines()
+    assert all(len(line) <= 100 for line in lines), shown
+    assert any(line.strip().rstrip(",") == '"order_id": "5678"' for line in lines), shown  # one per line
+    assert f'"reason": "{reason}"' in shown
+    assert any(line.strip() == f"run        {run_id}" for line in lines), shown
+    piped = cli("approvals", "list", "--url", server.url, "--run", run_id)
+    assert f'"reason": "{reason}"' in piped.stdout
+    approval = json.loads(cli("approvals", "list", "--url", server.url, "--run", run_id, "--json").stdout)[0]
+    assert approval["args"] == {"order_id": "5678", "reason": reason}
+    cli("approvals", "deny", run_id, approval["id"], "--url", server.url)
+
+
+# ------------------------------------------------------------------ the scripted demo
+
+
+def test_serve_with_mock_llm_shows_tool_calls_and_approvals(tmp_path: Path) -> None:
+    """`agenthost serve --mock-llm` (what `make demo-scripted` runs) serves the example agent
+    against the mock LLM playing examples/support/mock-llm.yaml: tool calls and approvals."""
+    mock_port, port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'src'}",
+        "AGENTHOST_AUTH__ADMIN_KEY": ADMIN_KEY,
+        "AGENTHOST_MODELS__SCRIPTED__BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
+    }
+    example = REPO / "examples" / "support"
+    command = [
+        str(AGENTHOST),
+        "serve",
+        "--config",
+        str(example / "agenthost.scripted.toml"),
+        "--mock-llm",
+        str(example / "mock-llm.yaml"),
+        "--mock-llm-port",
+        str(mock_port),
+        "--port",
+        str(port),
+    ]
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, headers={"X-API-Key": ADMIN_KEY}, timeout=30) as client:
+            wait_for(lambda: _ready(url, process), timeout=90)
+            order = client.post("/v1/agents/support/run", json={"input": "Where is my order 1234?"}).json()
+            assert order["status"] == "succeeded", order
+            assert "delayed in transit" in order["output"]
+            assert order["usage"]["tool_calls"] == 1
+            run_id = client.post(
+                "/v1/agents/support/runs", json={"input": "Please refund order 5678, the charger is broken"}
+            ).json()["id"]
+            wait_for_status(client, run_id, {"waiting_approval"})
+            listed = cli("approvals", "list", "--url", url, "--run", run_id)
+            assert '"order_id": "5678"' in listed.stdout, listed
+            approval = client.get("/v1/approvals", params={"run_id": run_id}).json()["data"][0]
+            approved = cli("approvals", "approve", run_id, approval["id"], "--url", url)
+            assert approved.returncode == 0, approved.stderr
+            done = wait_for_status(client, run_id, {"succeeded", "failed", "dead"})
+            assert done["output"] == "Refund of $24.50 for order 5678 approved.", done
+            stats = httpx.get(f"http://127.0.0.1:{mock_port}/_mock/stats").json()
+            assert stats["by_scenario"]["refund_5678"]["calls"] == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        log.close()
+    # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully.
+    assert code in {0, -signal.SIGTERM}, code
+    assert "server_stopped" in (tmp_path / "serve.log").read_text()
+    with pytest.raises(httpx.ConnectError):  # the mock stopped with the server
+        httpx.get(f"http://127.0.0.1:{mock_port}/health", timeout=2)
+
+
+def _ready(url: str, process: subprocess.Popen[bytes]) -> bool:
+    assert process.poll() is None, f"serve exited with {process.returncode}"
+    try:
+        return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_serve_mock_llm_on_a_busy_port_fails_cleanly(tmp_path: Path) -> None:
+    example = REPO / "examples" / "support"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = cli(
+            "serve",
+            "--config",
+            str(example / "agenthost.scripted.toml"),
+            "--mock-llm",
+            str(example / "mock-llm.yaml"),
+            "--mock-llm-port",
+            str(busy.getsockname()[1]),
+            "--port",
+            str(free_port()),
+            cwd=tmp_path,
+        )
+    assert result.returncode == 2, result
+    assert "--mock-llm" in result.stderr
+    assert "Traceback" not in result.stderr

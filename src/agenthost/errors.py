@@ -17,6 +17,7 @@ The tree::
     │   ├── ConflictError           409  state conflict (idempotency key reuse, run not cancellable)
     │   ├── PayloadTooLargeError    413
     │   ├── InputRejectedError      400  input screening refused the text (prompt injection, control bytes)
+    │   ├── UnsupportedParameterError 400  a front door cannot honour a request parameter (names it)
     │   └── RateLimitedError        429  a rate limit is exhausted; `retry_after` seconds until it refills
     ├── RunError                         a run (or a model call) could not complete
     │   ├── ModelError              502  the model provider failed
@@ -80,6 +81,8 @@ __all__ = [
     "StoreUnavailableError",
     "ToolError",
     "UnauthorizedError",
+    "UnsupportedMediaTypeError",
+    "UnsupportedParameterError",
     "as_client_error",
     "classify",
 ]
@@ -111,6 +114,7 @@ class ErrorCode(StrEnum):
     INVALID_BUDGETS = "invalid_budgets"
     INVALID_RATE_LIMITS = "invalid_rate_limits"
     UNSUPPORTED_CONTENT = "unsupported_content"
+    UNSUPPORTED_PARAMETER = "unsupported_parameter"
     INPUT_REJECTED = "input_rejected"
     BATCH_UNSUPPORTED = "batch_unsupported"
     # -- authentication and authorisation -------------------------------------------------------
@@ -121,6 +125,10 @@ class ErrorCode(StrEnum):
     KEY_EXPIRED = "key_expired"
     KEY_REVOKED = "key_revoked"
     UNKNOWN_ROLE = "unknown_role"
+    INVALID_STREAM_TOKEN = "invalid_stream_token"  # noqa: S105  # pragma: allowlist secret - an error code
+    STREAM_TOKEN_EXPIRED = "stream_token_expired"  # noqa: S105  # pragma: allowlist secret - an error code
+    STREAM_TOKEN_NOT_ACCEPTED = "stream_token_not_accepted"  # noqa: S105  # pragma: allowlist secret
+    STREAM_TOKEN_SCOPE = "stream_token_scope"  # noqa: S105  # pragma: allowlist secret - an error code
     FORBIDDEN = "forbidden"
     # -- resources -----------------------------------------------------------------------------
     AGENT_NOT_FOUND = "agent_not_found"
@@ -228,6 +236,13 @@ class InvalidRequestError(RequestError):
     default_code = ErrorCode.INVALID_REQUEST
 
 
+class UnsupportedMediaTypeError(RequestError):
+    """The body is not in a media type the operation reads (JSON bodies sent as a form)."""
+
+    default_status = 415
+    default_code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
 class UnauthorizedError(RequestError):
     """Missing or invalid credentials."""
 
@@ -268,6 +283,24 @@ class InputRejectedError(RequestError):
 
     default_status = 400
     default_code = ErrorCode.INPUT_REJECTED
+
+
+class UnsupportedParameterError(RequestError):
+    """A front door (`/v1/chat/completions`, `/v1/responses`, `/v1/messages`) cannot honour a
+    parameter the client sent: refused rather than silently dropped. `param` names it, as OpenAI's
+    error objects do."""
+
+    default_status = 400
+    default_code = ErrorCode.UNSUPPORTED_PARAMETER
+
+    def __init__(self, message: str, *, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def to_body(self, request_id: str | None) -> dict[str, Any]:
+        body = super().to_body(request_id)
+        body["error"]["param"] = self.param
+        return body
 
 
 class RateLimitedError(RequestError):

@@ -46,6 +46,23 @@ def test_malformed_json(client: httpx.Client, path: str) -> None:
     assert_error(response, 400, "invalid_json")
 
 
+@pytest.mark.parametrize(
+    ("content_type", "named"),
+    [("application/x-www-form-urlencoded", "'application/x-www-form-urlencoded'"), (None, "no content-type")],
+)
+@pytest.mark.parametrize("path", ["/v1/agents/plain/run", "/v1/agents/plain/runs", "/v1/runs/run_x/fork"])
+def test_json_body_without_json_content_type(
+    client: httpx.Client, path: str, content_type: str | None, named: str
+) -> None:
+    """curl's `-d` without `-H 'content-type: application/json'` sends a form: 415 says what to do."""
+    headers = {"content-type": content_type} if content_type else {}
+    request = client.build_request("POST", path, content=b'{"input": "hi", "from_step": 1}', headers=headers)
+    assert ("content-type" in request.headers) == (content_type is not None)
+    error = assert_error(client.send(request), 415, "unsupported_media_type")
+    assert "content-type: application/json" in error["message"]
+    assert named in error["message"]
+
+
 @pytest.mark.parametrize("path", ["/v1/agents/nope/run", "/v1/agents/nope/stream", "/v1/agents/nope/runs"])
 def test_unknown_agent(client: httpx.Client, path: str) -> None:
     error = assert_error(client.post(path, json={"input": "hi"}), 404, "agent_not_found")
@@ -207,8 +224,9 @@ def test_largest_event_ids_are_accepted(client: httpx.Client, finished_run: str)
         {"params": {"after": MAX_EVENT_SEQ}},
     ):
         with client.stream("GET", f"/v1/runs/{finished_run}/events", **request) as response:  # type: ignore[arg-type]
-            assert response.status_code == 200
-            assert "data:" not in response.read().decode(), "nothing comes after the largest id"
+            # Accepted; the run has ended and nothing comes after the largest id: 204, no stream.
+            assert response.status_code == 204
+            assert response.read() == b""
 
 
 @pytest.mark.parametrize(

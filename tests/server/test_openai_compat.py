@@ -171,3 +171,113 @@ def test_a_streamed_agent_completion_that_fails_ends_with_an_error_and_done(serv
             )
         )
     client.close()
+
+
+def test_models_retrieve(client: openai.OpenAI) -> None:
+    """`GET /v1/models/{id}` answers one model; an unknown one is a 404 in the error shape."""
+    assert client.models.retrieve("support").owned_by == "agenthost:agent"
+    assert client.models.retrieve("mock").owned_by == "agenthost:gateway"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("nope")
+    assert missing.value.code == "model_not_found"
+    client.close()
+
+
+@pytest.mark.parametrize("model", ["mock", "plain"])
+def test_finish_reason_length_streamed_and_not(
+    client: openai.OpenAI, mock: MockLLMServer, model: str
+) -> None:
+    """A reply cut by `max_tokens` finishes with `length` (gateway model and agent, both ways),
+    and the `agenthost` object has the same shape streamed and not."""
+    messages = [{"role": "user", "content": "a question with a long answer"}]
+    reply = client.chat.completions.create(model=model, messages=messages, max_tokens=2)  # type: ignore[arg-type]
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 2
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=2,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+    streamed = (chunks[-1].model_extra or {})["agenthost"]
+    whole = (reply.model_extra or {})["agenthost"]
+    assert set(streamed) == set(whole) == {"run_id", "served_by", "cost"}
+    assert set(streamed["cost"]) == set(whole["cost"]) == {"usd", "nanousd", "status"}
+    assert streamed["cost"]["nanousd"] == whole["cost"]["nanousd"] > 0
+    assert streamed["served_by"] == whole["served_by"] == "gpt-4o-mini"
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "param"),
+    [
+        ("mock", {"n": 2}, "n"),
+        ("mock", {"logprobs": True}, "logprobs"),
+        ("mock", {"audio": {"voice": "alloy", "format": "mp3"}}, "audio"),
+        ("mock", {"response_format": {"type": "json_object"}}, "response_format"),
+        ("plain", {"stop": ["END"]}, "stop"),
+        ("plain", {"temperature": 0.3}, "temperature"),
+        (
+            "plain",
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+            "response_format",
+        ),
+        (
+            "plain",
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]},
+            "tools",
+        ),
+        ("plain", {"extra_body": {"not_a_parameter": 1}}, "not_a_parameter"),
+    ],
+)
+def test_unsupported_parameters_are_refused(
+    client: openai.OpenAI, mock: MockLLMServer, model: str, params: dict[str, object], param: str
+) -> None:
+    """A parameter the door cannot honour for the model (agent or gateway) is a 400 naming it in
+    the message and in `param`; no model is called."""
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], **params)  # type: ignore[call-overload]
+    assert refused.value.code == "unsupported_parameter"
+    assert refused.value.param == param
+    assert param in refused.value.message
+    assert mock.stats()["total_calls"] == 0
+    client.close()
+
+
+def test_gateway_honours_n_1_stop_and_tool_choice(client: openai.OpenAI, mock: MockLLMServer) -> None:
+    """Parameters a gateway model can honour go to the provider: `n=1`, `stop`, `tool_choice`,
+    `seed`, `response_format` text."""
+    reply = client.chat.completions.create(
+        model="mock",
+        messages=[{"role": "user", "content": "[order] where is it"}],
+        n=1,
+        stop=["never-said"],
+        seed=7,
+        response_format={"type": "text"},
+        tool_choice="auto",
+        tools=[{"type": "function", "function": {"name": "get_order", "parameters": {"type": "object"}}}],
+    )
+    # Accepted and sent (the mock LLM plays its script whatever `tool_choice` says).
+    assert reply.choices[0].finish_reason == "tool_calls"
+    cut = client.chat.completions.create(
+        model="mock", messages=[{"role": "user", "content": "cut me"}], stop="reply"
+    )
+    assert (cut.choices[0].message.content or "").strip() == "Mock"
+    assert cut.choices[0].finish_reason == "stop"
+    structured = client.chat.completions.create(
+        model="mock",
+        messages=[{"role": "user", "content": "structured"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {}}},
+        },
+    )
+    assert structured.choices[0].finish_reason == "stop"
+    assert mock.stats()["total_calls"] == 3
+    client.close()

@@ -217,3 +217,21 @@ def test_beta_endpoint_and_query_string(anthropic_client: anthropic.Anthropic, h
     )
     assert response.status_code == 200
     assert response.json()["content"] == [{"type": "text", "text": "Mock reply to: raw"}]
+
+
+def test_stop_sequences_end_the_reply_and_are_named(anthropic_client: anthropic.Anthropic) -> None:
+    """The reply ends before the first stop sequence it contains; `stop_reason` and
+    `stop_sequence` say so, streamed and not."""
+    messages: Any = [{"role": "user", "content": "Hello there"}]
+    message = anthropic_client.messages.create(
+        model="m", max_tokens=100, messages=messages, stop_sequences=["zzz", "to:"]
+    )
+    assert message.content[0].text == "Mock reply"  # type: ignore[union-attr]
+    assert message.stop_reason == "stop_sequence"
+    assert message.stop_sequence == "to:"
+    with anthropic_client.messages.stream(
+        model="m", max_tokens=100, messages=messages, stop_sequences=["reply"]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "stop_sequence"
+    assert final.stop_sequence == "reply"

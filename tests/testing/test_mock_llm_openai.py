@@ -263,3 +263,12 @@ def test_models_endpoint(mock_llm: MockLLMServer, openai_client: openai.OpenAI) 
     mock_llm.configure(scenarios=TOOL_SCENARIO)
     ids = [model.id for model in openai_client.models.list()]
     assert ids == ["mock", "weather"]
+
+
+def test_stop_ends_the_reply_with_finish_reason_stop(openai_client: openai.OpenAI) -> None:
+    """OpenAI's `stop` ends the text before the first sequence it contains; `finish_reason` is `stop`."""
+    reply = openai_client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "Hello there"}], stop=["to:"]
+    )
+    assert reply.choices[0].message.content == "Mock reply"
+    assert reply.choices[0].finish_reason == "stop"

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agenthost.cli.common import ConfigOption, err, fail, open_database, out
+from agenthost.cli.common import Col, ConfigOption, WideOption, err, fail, open_database, out, print_rows
 from agenthost.security.audit import AuditEntry, AuditLog, VerifyReport
 from agenthost.storage.audit import AuditStore
 
@@ -117,6 +117,7 @@ def list_entries(  # noqa: PLR0917 - one option per filter
     until: Annotated[str | None, typer.Option("--until", help="Before (ISO 8601).")] = None,
     before_seq: Annotated[int | None, typer.Option("--before-seq", help="Entries before this seq.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Audit entries, newest first."""
     start, end = _when(since, "--since"), _when(until, "--until")
@@ -131,22 +132,32 @@ def list_entries(  # noqa: PLR0917 - one option per filter
     if as_json:
         out.print_json(json.dumps([e.to_dict() for e in entries]))
         return
-    table = Table(title="audit log")
-    for column in ("seq", "time (UTC)", "action", "actor", "user", "target", "details"):
-        table.add_column(column)
-    for entry in entries:
-        table.add_row(
+    rows = [
+        (
             str(entry.seq),
             entry.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             entry.action,
-            escape(entry.actor),
-            escape(entry.actor_user or ""),
-            escape(entry.target or ""),
-            escape(_short(entry.details)),
+            entry.actor,
+            entry.actor_user or "",
+            entry.target or "",
+            _short(entry.details, None if wide or not out.is_terminal else 60),
         )
-    out.print(table)
+        for entry in entries
+    ]
+    print_rows(_AUDIT_COLUMNS, rows, wide=wide, empty="No audit entries.", title="audit log")
 
 
-def _short(details: Any, width: int = 60) -> str:
+_AUDIT_COLUMNS = (
+    Col("seq", justify="right"),
+    Col("time (UTC)"),
+    Col("action"),
+    Col("actor", shrink=True),
+    Col("user", shrink=True),
+    Col("target", shrink=True),
+    Col("details", shrink=True),
+)
+
+
+def _short(details: Any, width: int | None) -> str:
     text = details if isinstance(details, str) else json.dumps(details, separators=(",", ":"))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"

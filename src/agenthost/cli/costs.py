@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from agenthost.cli.common import UrlOption, api_call, out
+from agenthost.cli.common import Col, UrlOption, WideOption, api_call, out, print_rows
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -19,6 +19,15 @@ def sparkline(values: list[float]) -> str:
     if top <= 0:
         return _BARS[0] * len(values)
     return "".join(_BARS[min(int(v / top * (len(_BARS) - 1) + 0.5), len(_BARS) - 1)] for v in values)
+
+
+_TOP_COLUMNS = (
+    Col("run"),
+    Col("agent", shrink=True),
+    Col("user", shrink=True),
+    Col("cost", justify="right"),
+    Col("calls", justify="right"),
+)
 
 
 def _usd(value: float) -> str:
@@ -43,10 +52,12 @@ def _breakdown(title: str, rows: list[dict[str, Any]]) -> Table:
 def costs(
     url: UrlOption = "",
     start: Annotated[
-        str | None, typer.Option("--from", help="Start (ISO 8601, UTC if no offset); default today.")
+        str | None,
+        typer.Option("--from", help="Start (ISO 8601 with offset, or a date: UTC midnight); default today."),
     ] = None,
     end: Annotated[str | None, typer.Option("--to", help="End (exclusive); default now.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    wide: WideOption = False,
 ) -> None:
     """Spend: total, today, per hour (last 24 h), top runs, by model, agent, user and key."""
     params = {k: v for k, v in (("from", start), ("to", end)) if v}
@@ -64,14 +75,11 @@ def costs(
     out.print(
         f"last 24 h  {sparkline([h['usd'] for h in hourly])}  (peak {_usd(max(h['usd'] for h in hourly))}/h)"
     )
-    top = Table(title="most expensive runs")
-    for column in ("run", "agent", "user", "cost", "calls"):
-        top.add_column(column, justify="right" if column in ("cost", "calls") else "left")
-    for run_ in report["top_runs"]:
-        top.add_row(
-            run_["run_id"], run_["agent"] or "", run_["user_id"] or "", _usd(run_["usd"]), str(run_["calls"])
-        )
-    out.print(top)
+    top = [
+        (run_["run_id"], run_["agent"] or "", run_["user_id"] or "", _usd(run_["usd"]), str(run_["calls"]))
+        for run_ in report["top_runs"]
+    ]
+    print_rows(_TOP_COLUMNS, top, wide=wide, empty="No spend in this period.", title="most expensive runs")
     for name in ("model", "agent", "user", "key"):
         if report[f"by_{name}"]:
             out.print(_breakdown(f"by {name}", report[f"by_{name}"]))

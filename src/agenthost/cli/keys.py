@@ -9,9 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from agenthost.cli.common import ConfigOption, err, fail, open_database, out
+from agenthost.cli.common import (
+    Col,
+    ConfigOption,
+    WideOption,
+    err,
+    fail,
+    open_database,
+    out,
+    print_rows,
+)
 from agenthost.config.costs import BudgetLimit
 from agenthost.config.roles import resolve_roles
 from agenthost.errors import AgentHostError
@@ -44,7 +52,7 @@ def _print_key(data: dict[str, Any], token: str | None, as_json: bool) -> None:
 @keys_app.command("create")
 def create(  # noqa: PLR0917 - one option per key property
     name: Annotated[str, typer.Option("--name", help="Label shown in listings.")],
-    role: Annotated[str, typer.Option("--role", help="Role name ([roles] or built-in).")] = "user",
+    role: Annotated[str, typer.Option("--role", help=r"Role name (\[roles] or built-in).")] = "user",
     user: Annotated[str | None, typer.Option("--user", help="Owner user id.")] = None,
     team: Annotated[str | None, typer.Option("--team", help="Owner team.")] = None,
     agent: Annotated[
@@ -56,6 +64,14 @@ def create(  # noqa: PLR0917 - one option per key property
     daily_usd: Annotated[float | None, typer.Option("--daily-usd", help="Daily spend limit.")] = None,
     monthly_usd: Annotated[float | None, typer.Option("--monthly-usd", help="Monthly spend limit.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    create_database: Annotated[
+        bool,
+        typer.Option(
+            "--create-database",
+            help="Create the configured database if it does not exist yet (the first key, before "
+            "the first start); without it, a missing database is an error.",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Create a key and print it (the only time it is shown)."""
@@ -82,7 +98,7 @@ def create(  # noqa: PLR0917 - one option per key property
         raise fail(str(exc).splitlines()[0] + ": " + exc.errors()[0]["msg"], 2) from None
 
     async def go() -> tuple[dict[str, Any], str]:
-        async with open_database(config) as (settings, engine):
+        async with open_database(config, create=create_database) as (settings, engine):
             validate_spec(settings, resolve_roles(settings.roles), spec)
             key, token = await KeyManager(KeyStore(engine)).create(spec, created_by="cli")
             await _audit(engine, "key.created", key.id, key.user_id)
@@ -95,10 +111,28 @@ def create(  # noqa: PLR0917 - one option per key property
     _print_key(data, token, as_json)
 
 
+_KEY_COLUMNS = (
+    Col("id"),
+    Col("name", shrink=True),
+    Col("role"),
+    Col("user", shrink=True),
+    Col("team", shrink=True),
+    Col("agents", shrink=True),
+    Col("status"),
+    Col("expires (UTC)"),
+    Col("created (UTC)", wide_only=True),
+)
+
+
+def _minute(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "never"
+
+
 @keys_app.command("list")
 def list_keys(
     include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    wide: WideOption = False,
     config: ConfigOption = None,
 ) -> None:
     """Keys, newest first (never their secrets)."""
@@ -115,9 +149,8 @@ def list_keys(
     if as_json:
         out.print_json(json.dumps(rows, default=str))
         return
-    table = Table("id", "name", "role", "user", "team", "agents", "status", "expires", "created")
-    for row in rows:
-        table.add_row(
+    table = [
+        (
             row["id"],
             row["name"],
             row["role"],
@@ -125,10 +158,13 @@ def list_keys(
             row["team"] or "",
             ",".join(row["agents"] or ["*"]),
             row["status"],
-            row["expires_at"].strftime("%Y-%m-%d %H:%M") if row["expires_at"] else "never",
-            row["created_at"].strftime("%Y-%m-%d %H:%M"),
+            _minute(row["expires_at"]),
+            _minute(row["created_at"]),
         )
-    out.print(table)
+        for row in rows
+    ]
+    empty = "No keys." if include_revoked else "No keys (revoked ones are listed with --all)."
+    print_rows(_KEY_COLUMNS, table, wide=wide, empty=empty)
 
 
 @keys_app.command("revoke")
@@ -136,7 +172,7 @@ def revoke(
     key_id: Annotated[str, typer.Argument(help="The key id.")],
     config: ConfigOption = None,
 ) -> None:
-    """Revoke a key (servers stop accepting it within `[auth] key_cache_seconds`)."""
+    r"""Revoke a key (servers stop accepting it within `\[auth] key_cache_seconds`)."""
 
     async def go() -> dict[str, Any]:
         async with open_database(config) as (_settings, engine):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -60,8 +62,19 @@ def _main(
 @app.command()
 def serve(
     config: ConfigOption = None,
-    host: Annotated[str | None, typer.Option(help="Bind address (overrides [server] host).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (overrides [server] port).")] = None,
+    host: Annotated[str | None, typer.Option(help=r"Bind address (overrides \[server] host).")] = None,
+    port: Annotated[int | None, typer.Option(help=r"Port (overrides \[server] port).")] = None,
+    mock_llm_script: Annotated[
+        Path | None,
+        typer.Option(
+            "--mock-llm",
+            help="Also serve agenthost's mock LLM playing this YAML script (the scripted demo: "
+            "a model whose base_url is the mock's, no provider key needed).",
+        ),
+    ] = None,
+    mock_llm_port: Annotated[
+        int, typer.Option("--mock-llm-port", help="Port of the --mock-llm server (on 127.0.0.1).")
+    ] = 8090,
 ) -> None:
     """Serve the configured agents over HTTP (on the configured host and port)."""
     import uvicorn
@@ -69,10 +82,9 @@ def serve(
     from agenthost.observability.logging import configure_logging
     from agenthost.security.redaction import log_masker
     from agenthost.server.app import create_app
-    from agenthost.settings import load_settings
 
+    settings = _settings_with_agents(config)
     try:
-        settings = load_settings(config)
         configure_logging(settings.logging, mask=log_masker())
         _registry(settings)  # a wrong agent path or model fails here, before anything starts
         application = create_app(settings)
@@ -88,9 +100,56 @@ def serve(
             lifespan="on",
         )
     )
-    server.run()
+    with _mock_llm(mock_llm_script, mock_llm_port):
+        server.run()
     if not server.started:
         raise typer.Exit(1)
+
+
+@contextlib.contextmanager
+def _mock_llm(script: Path | None, port: int) -> Iterator[None]:
+    """The mock LLM of `serve --mock-llm`, in a background thread while the server runs."""
+    if script is None:
+        yield
+        return
+    from pydantic import ValidationError
+
+    from agenthost.testing import MockLLMServer, load_script
+
+    try:
+        mock = MockLLMServer(load_script(script), port=port).start()
+    except (OSError, ValueError, ValidationError) as exc:
+        raise _fail(f"--mock-llm: {exc}", 2) from None
+    err.print(f"mock LLM on {mock.url} playing {script}", highlight=False)
+    try:
+        yield
+    finally:
+        mock.stop()
+
+
+def _settings_with_agents(config: Path | None) -> Settings:
+    """The settings, refused (exit 2) when they cannot be loaded or define no agent to serve."""
+    from agenthost.settings import load_settings, resolve_config_path
+
+    try:
+        settings = load_settings(config)
+        path = resolve_config_path(config)
+    except AgentHostError as exc:
+        raise _fail(exc.message, 2) from None
+    if settings.agents:
+        return settings
+    if path is None:
+        msg = (
+            f"no configuration: no --config given, $AGENTHOST_CONFIG is not set and there is no "
+            f"agenthost.toml in {Path.cwd()}; point at one with --config PATH "
+            "(e.g. --config examples/support/agenthost.toml)"
+        )
+    else:
+        msg = (
+            f"{path} defines no agents: add one, e.g. [agents.support] with "
+            'path = "agent:support_agent" (module:attribute, importable from the config\'s folder)'
+        )
+    raise _fail(msg, 2)
 
 
 def _registry(settings: Settings) -> AgentRegistry:
@@ -102,26 +161,46 @@ def _registry(settings: Settings) -> AgentRegistry:
 
 
 @app.command()
-def check(config: ConfigOption = None) -> None:
-    """Validate the configuration and print the resolved settings (secrets masked)."""
-    from agenthost.settings import load_settings
+def check(
+    config: ConfigOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document (settings and agents) and nothing else.")
+    ] = False,
+) -> None:
+    """Validate the configuration and print the resolved settings (secrets masked) and agents.
 
+    Exits 2 when the configuration is invalid, cannot be found, or defines no agents."""
+    settings = _settings_with_agents(config)
     try:
-        settings = load_settings(config)
         registry = _registry(settings)
     except AgentHostError as exc:
         raise _fail(exc.message, 2) from None
+    agents = [
+        {
+            "name": entry.name,
+            "path": settings.agents[entry.name].path,
+            "model": entry.model_label,
+            "model_source": entry.model_source,
+            "default": entry.name == registry.default,
+        }
+        for entry in registry
+    ]
+    if as_json:
+        document = {"valid": True, "settings": settings.masked(), "agents": agents}
+        sys.stdout.write(json.dumps(document, indent=2))
+        sys.stdout.write("\n")
+        return
     out.print_json(json.dumps(settings.masked()))
     table = Table(title="agents")
     for column in ("agent", "import path", "model", "model chosen by", "default"):
         table.add_column(column)
-    for entry in registry:
+    for agent in agents:
         table.add_row(
-            entry.name,
-            settings.agents[entry.name].path,
-            entry.model_label,
-            escape(entry.model_source),
-            "yes" if entry.name == registry.default else "",
+            escape(str(agent["name"])),
+            escape(str(agent["path"])),
+            escape(str(agent["model"])),
+            escape(str(agent["model_source"])),
+            "yes" if agent["default"] else "",
         )
     out.print(table)
     out.print("[green]configuration is valid[/]")

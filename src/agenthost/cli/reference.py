@@ -51,15 +51,21 @@ def _type_name(annotation: Any) -> str:
 
 
 def _default(field: FieldInfo) -> str:
-    if field.default_factory is not None:
-        return "(see section)" if isinstance(field.default_factory, type) else "empty"
+    factory = field.default_factory
+    if isinstance(factory, type) and issubclass(factory, BaseModel):
+        return "(see section)"
     value = field.default
+    if factory is not None:
+        value = field.get_default(call_default_factory=True, validated_data={})
+        if isinstance(value, BaseModel):
+            return "(see section)"
+        value = value or None  # an empty list or table
     if value is PydanticUndefined:
         return "required"
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     if value is None:
-        return "unset"
+        return "empty" if factory is not None else "unset"
     return f"`{value!r}`".replace("'", '"')
 
 

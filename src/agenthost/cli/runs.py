@@ -6,17 +6,28 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from agenthost.cli.common import UrlOption, api_call, out
+from agenthost.cli.common import Col, UrlOption, WideOption, api_call, out, print_rows, short_time
 
 runs_app = typer.Typer(
     help="Inspect, cancel, resume and fork runs on a running server.", no_args_is_help=True
 )
 
 
+_RUN_COLUMNS = (
+    Col("id"),
+    Col("agent", shrink=True),
+    Col("status"),
+    Col("model", shrink=True),
+    Col("tokens", justify="right"),
+    Col("cost $", justify="right"),
+    Col("latency ms", justify="right", wide_only=True),
+    Col("created", short=short_time),
+)
+
+
 @runs_app.command("list")
-def runs_list(
+def runs_list(  # noqa: PLR0917 - typer maps each parameter to an option
     url: UrlOption = "",
     status: Annotated[
         str | None,
@@ -24,6 +35,8 @@ def runs_list(
     ] = None,
     agent: Annotated[str | None, typer.Option(help="Only this agent's runs.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    wide: WideOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
     """The newest runs."""
     params: dict[str, Any] = {"limit": limit}
@@ -32,12 +45,11 @@ def runs_list(
     if agent:
         params["agent"] = agent
     data = api_call(url, lambda client: client.request("GET", "/v1/runs", params=params)["data"])
-    table = Table()
-    table.add_column("id", no_wrap=True)
-    for column in ("agent", "status", "model", "tokens", "cost $", "latency ms", "created"):
-        table.add_column(column, overflow="fold")
-    for run_ in data:
-        table.add_row(
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    rows = [
+        (
             run_["id"],
             run_["agent"],
             run_["status"],
@@ -45,9 +57,11 @@ def runs_list(
             str(run_["usage"]["total_tokens"]),
             f"{run_['cost']['usd']:.6f}",
             f"{run_['latency_ms']:.0f}" if run_["latency_ms"] is not None else "",
-            run_["created_at"][:19],
+            run_["created_at"][:19] + "Z",
         )
-    out.print(table)
+        for run_ in data
+    ]
+    print_rows(_RUN_COLUMNS, rows, wide=wide, empty="No runs.")
 
 
 @runs_app.command("show")
@@ -63,13 +77,22 @@ def runs_cancel(run_id: str, url: UrlOption = "") -> None:
     out.print(f"run {result['id']} is {result['status']}")
 
 
+_STEP_COLUMNS = (
+    Col("step", justify="right"),
+    Col("kind"),
+    Col("name", shrink=True),
+    Col("outcome", shrink=True),
+    Col("ms", justify="right"),
+    Col("tokens in/out", justify="right"),
+    Col("cost $", justify="right"),
+)
+
+
 @runs_app.command("steps")
-def runs_steps(run_id: str, url: UrlOption = "") -> None:
+def runs_steps(run_id: str, url: UrlOption = "", wide: WideOption = False) -> None:
     """The run's checkpointed steps: a timeline of model and tool calls with cost."""
     steps = api_call(url, lambda client: client.request("GET", f"/v1/runs/{run_id}/steps"))["data"]
-    table = Table(title=f"steps of {run_id}")
-    for column in ("step", "kind", "name", "outcome", "ms", "tokens in/out", "cost $"):
-        table.add_column(column)
+    rows = []
     for step in steps:
         tokens = (
             f"{step['input_tokens']}/{step['output_tokens']}"
@@ -78,8 +101,9 @@ def runs_steps(run_id: str, url: UrlOption = "") -> None:
         )
         cost = f"{step['cost']['nanousd'] / 1e9:.6f}" if "cost" in step else ""
         duration = "" if step["duration_ms"] is None else str(step["duration_ms"])
-        table.add_row(str(step["step"]), step["kind"], step["name"], step["outcome"], duration, tokens, cost)
-    out.print(table)
+        rows.append((str(step["step"]), step["kind"], step["name"], step["outcome"], duration, tokens, cost))
+    empty = f"No steps in run {run_id} yet."
+    print_rows(_STEP_COLUMNS, rows, wide=wide, empty=empty, title=f"steps of {run_id}")
 
 
 @runs_app.command("resume")

@@ -65,7 +65,8 @@ class Role(Section):
     )
     models: list[str] = Field(
         default_factory=lambda: ["*"],
-        description='Gateway models this role may call directly (`/v1/chat/completions`); `["*"]`: all.',
+        description="Gateway models this role may call directly (the front doors: `/v1/chat/completions`, "
+        '`/v1/responses`, `/v1/messages`); `["*"]`: all.',
     )
     run: bool = Field(default=True, description="May start runs and make model calls (false: read only).")
     max_tool_risk: RiskOrNone = Field(

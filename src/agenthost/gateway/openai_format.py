@@ -10,28 +10,46 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_ai import messages as _messages
 from pydantic_ai.models import ModelRequestParameters
-from pydantic_ai.settings import ModelSettings
+from pydantic_ai.output import OutputObjectDefinition
+from pydantic_ai.settings import ModelSettings, ToolChoice
 from pydantic_ai.tools import ToolDefinition
 
-from agenthost.errors import ErrorCode, InvalidRequestError
+from agenthost.errors import ErrorCode, InvalidRequestError, UnsupportedParameterError
+from agenthost.gateway.frontdoor import (
+    AGENT_ONLY,
+    BOTH,
+    GATEWAY_ONLY,
+    DoorEvent,
+    Finished,
+    FinishReason,
+    Outcome,
+    Param,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStarted,
+    refuse_unsupported,
+    sent_parameters,
+)
 
 __all__ = [
+    "CHAT_PARAMETERS",
     "ChatCompletionRequest",
     "ChunkWriter",
     "completion_body",
     "completion_id",
+    "native_output",
     "text_delta",
     "to_messages",
     "to_parameters",
     "to_settings",
+    "tool_choice_of",
+    "tool_definitions",
 ]
-
-_FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_call": "tool_calls"}
 
 
 class _Function(BaseModel):
@@ -81,8 +99,63 @@ class _StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class _ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+CHAT_PARAMETERS: dict[str, Param] = {
+    "model": BOTH,
+    "messages": BOTH,
+    "stream": BOTH,
+    "stream_options": BOTH,
+    "max_tokens": BOTH,
+    "max_completion_tokens": BOTH,
+    "user": BOTH,
+    "metadata": AGENT_ONLY,
+    "temperature": GATEWAY_ONLY,
+    "top_p": GATEWAY_ONLY,
+    "seed": GATEWAY_ONLY,
+    "stop": GATEWAY_ONLY,
+    "presence_penalty": GATEWAY_ONLY,
+    "frequency_penalty": GATEWAY_ONLY,
+    "logit_bias": GATEWAY_ONLY,
+    "tools": GATEWAY_ONLY,
+    "tool_choice": GATEWAY_ONLY,
+    "parallel_tool_calls": GATEWAY_ONLY,
+    "service_tier": GATEWAY_ONLY,
+    "response_format": Param(({"type": "text"},), "yes"),
+    "n": Param((1,), (1,)),
+    "logprobs": Param((False,), (False,)),
+    "modalities": Param((["text"],), (["text"],)),
+    "store": Param((False,), (False,)),
+    **{
+        name: Param("no", "no")
+        for name in (
+            "top_logprobs",
+            "audio",
+            "prediction",
+            "web_search_options",
+            "functions",
+            "function_call",
+            "reasoning_effort",
+            "verbosity",
+            "prompt_cache_key",
+            "prompt_cache_retention",
+            "prompt_cache_options",
+            "safety_identifier",
+            "moderation",
+        )
+    },
+}
+"""Every documented Chat Completions parameter and how the door treats it (docs/operations.md)."""
+
+
 class ChatCompletionRequest(BaseModel):
-    """Body of `POST /v1/chat/completions` (unknown OpenAI parameters are accepted and ignored)."""
+    """Body of `POST /v1/chat/completions`: every parameter is honoured or refused by
+    `CHAT_PARAMETERS` (400 `unsupported_parameter`), never silently dropped."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -96,7 +169,15 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(None, ge=0, le=1)
     stop: str | list[str] | None = None
     seed: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, int] | None = None
     tools: list[_Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    response_format: _ResponseFormat | None = None
+    metadata: dict[str, str] | None = None
     user: str | None = Field(None, max_length=256)
 
     @model_validator(mode="after")
@@ -107,6 +188,10 @@ class ChatCompletionRequest(BaseModel):
                 msg = f"a tool message answers {message.tool_call_id!r}, which no assistant tool call has"
                 raise ValueError(msg)
         return self
+
+    def check(self, *, agent: bool) -> None:
+        """400 `unsupported_parameter` for a parameter the door cannot honour for this model."""
+        refuse_unsupported(sent_parameters(self), CHAT_PARAMETERS, agent=agent, model=self.model)
 
 
 def to_messages(messages: list[ChatMessage]) -> list[_messages.ModelMessage]:
@@ -143,167 +228,180 @@ def to_messages(messages: list[ChatMessage]) -> list[_messages.ModelMessage]:
     return result
 
 
-def to_parameters(request: ChatCompletionRequest) -> ModelRequestParameters:
-    tools = [
-        ToolDefinition(
-            name=tool.function.name,
-            parameters_json_schema=tool.function.parameters,
-            description=tool.function.description,
-            strict=tool.function.strict,
-        )
-        for tool in request.tools or []
+def tool_definitions(
+    tools: list[tuple[str, str | None, dict[str, Any], bool | None]],
+) -> list[ToolDefinition]:
+    """Function tools (name, description, JSON schema, strict) as pydantic-ai tool definitions."""
+    return [
+        ToolDefinition(name=name, parameters_json_schema=schema, description=description, strict=strict)
+        for name, description, schema, strict in tools
     ]
-    return ModelRequestParameters(function_tools=tools, allow_text_output=True)
+
+
+def native_output(schema: dict[str, Any] | None, name: str | None, param: str) -> OutputObjectDefinition:
+    """A `json_schema` output format as pydantic-ai native structured output."""
+    if not isinstance(schema, dict):
+        raise UnsupportedParameterError(f"{param}: a json_schema format needs a `schema` object", param=param)
+    return OutputObjectDefinition(json_schema=schema, name=name)
+
+
+def to_parameters(request: ChatCompletionRequest) -> ModelRequestParameters:
+    tools = tool_definitions(
+        [
+            (t.function.name, t.function.description, t.function.parameters, t.function.strict)
+            for t in request.tools or []
+        ]
+    )
+    fmt = request.response_format
+    if fmt is None or fmt.type == "text":
+        return ModelRequestParameters(function_tools=tools, allow_text_output=True)
+    if fmt.type == "json_object":
+        msg = "response_format json_object is not supported; send a json_schema format"
+        raise UnsupportedParameterError(msg, param="response_format")
+    spec = fmt.json_schema or {}
+    output = native_output(spec.get("schema"), spec.get("name"), "response_format")
+    return ModelRequestParameters(
+        function_tools=tools, output_mode="native", output_object=output, allow_text_output=False
+    )
+
+
+def tool_choice_of(value: str | dict[str, Any] | None, param: str) -> ToolChoice:
+    """An OpenAI `tool_choice` (`none`/`auto`/`required`, or one named function)."""
+    if value is None or isinstance(value, str):
+        return value  # type: ignore[return-value]  # validated Literal
+    function = value.get("function") if value.get("type") == "function" else None
+    name = function.get("name") if isinstance(function, dict) else value.get("name")
+    if value.get("type") == "function" and isinstance(name, str):
+        return [name]
+    raise UnsupportedParameterError(f"{param}: only none, auto, required or one function", param=param)
+
+
+# Parameters that are pydantic-ai model settings of the same meaning (and, but `stop`, name).
+_SETTINGS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+    "logit_bias": "logit_bias",
+    "parallel_tool_calls": "parallel_tool_calls",
+    "service_tier": "service_tier",
+}
 
 
 def to_settings(request: ChatCompletionRequest) -> ModelSettings:
-    settings = ModelSettings()
+    values = {setting: getattr(request, name) for name, setting in _SETTINGS.items()}
+    settings: dict[str, Any] = {setting: value for setting, value in values.items() if value is not None}
     max_tokens = request.max_completion_tokens or request.max_tokens
     if max_tokens is not None:
         settings["max_tokens"] = max_tokens
-    if request.temperature is not None:
-        settings["temperature"] = request.temperature
-    if request.top_p is not None:
-        settings["top_p"] = request.top_p
-    if request.seed is not None:
-        settings["seed"] = request.seed
     if request.stop is not None:
         settings["stop_sequences"] = [request.stop] if isinstance(request.stop, str) else request.stop
-    return settings
+    if request.tool_choice is not None:
+        settings["tool_choice"] = tool_choice_of(request.tool_choice, "tool_choice")
+    return cast("ModelSettings", settings)  # keys from _SETTINGS
 
 
 def completion_id() -> str:
     return f"chatcmpl-{secrets.token_hex(12)}"
 
 
-def _usage(input_tokens: int, output_tokens: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    usage: dict[str, Any] = {
+_CHAT_FINISH: dict[FinishReason, str] = {
+    "stop": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
         "prompt_tokens": input_tokens,
         "completion_tokens": output_tokens,
         "total_tokens": input_tokens + output_tokens,
     }
-    return {**usage, **(extra or {})}
 
 
-def completion_body(
-    *,
-    completion: str,
-    model: str,
-    text: str | None,
-    tool_calls: list[_messages.ToolCallPart],
-    finish_reason: str | None,
-    input_tokens: int,
-    output_tokens: int,
-    agenthost: dict[str, Any],
-) -> dict[str, Any]:
+def _tool_call(call: _messages.ToolCallPart) -> dict[str, Any]:
+    return {
+        "id": call.tool_call_id,
+        "type": "function",
+        "function": {"name": call.tool_name, "arguments": call.args_as_json_str()},
+    }
+
+
+def completion_body(completion: str, model: str, outcome: Outcome) -> dict[str, Any]:
     """A `chat.completion` object; agenthost's own details under `agenthost` (the SDK keeps extras)."""
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": c.tool_call_id,
-                "type": "function",
-                "function": {"name": c.tool_name, "arguments": c.args_as_json_str()},
-            }
-            for c in tool_calls
-        ]
+    message: dict[str, Any] = {"role": "assistant", "content": outcome.text}
+    if outcome.tool_calls:
+        message["tool_calls"] = [_tool_call(c) for c in outcome.tool_calls]
+    finish = _CHAT_FINISH[outcome.finish]
     return {
         "id": completion,
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": finish_reason or "stop", "logprobs": None}
-        ],
-        "usage": _usage(input_tokens, output_tokens),
-        "agenthost": agenthost,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": _usage(outcome.input_tokens, outcome.output_tokens),
+        "agenthost": outcome.extras.model_dump(),
     }
 
 
-def finish_reason_of(response: _messages.ModelResponse) -> str:
-    if any(isinstance(part, _messages.ToolCallPart) for part in response.parts):
-        return "tool_calls"
-    return _FINISH.get(str(response.finish_reason), "stop")
-
-
 class ChunkWriter:
-    """Builds the `chat.completion.chunk` SSE lines of one streamed completion."""
+    """Builds the `chat.completion.chunk` SSE lines of one streamed completion from door events."""
 
-    def __init__(self, completion: str, model: str) -> None:
+    def __init__(self, completion: str, model: str, *, include_usage: bool) -> None:
         self.completion = completion
         self.model = model
+        self.include_usage = include_usage
         self.created = int(time.time())
-        self._tool_index: dict[int, int] = {}
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> str:
+    def _line(self, choices: list[dict[str, Any]], **extra: Any) -> str:
         body = {
             "id": self.completion,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}],
+            "choices": choices,
             **extra,
         }
         return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
 
+    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> str:
+        return self._line([{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}])
+
     def role(self) -> str:
         return self._chunk({"role": "assistant", "content": ""})
 
-    def text(self, delta: str) -> str:
-        return self._chunk({"content": delta})
-
-    def event(self, event: _messages.ModelResponseStreamEvent) -> str | None:
-        """The chunk of one pydantic-ai stream event, if it carries text or a tool call."""
-        if isinstance(event, _messages.PartStartEvent):
-            part = event.part
-            if isinstance(part, _messages.TextPart):
-                return self.text(part.content) if part.content else None
-            if isinstance(part, _messages.ToolCallPart):
-                index = self._tool_index.setdefault(event.index, len(self._tool_index))
-                call = {
-                    "index": index,
-                    "id": part.tool_call_id,
-                    "type": "function",
-                    "function": {
-                        "name": part.tool_name,
-                        "arguments": part.args_as_json_str() if part.args else "",
-                    },
-                }
-                return self._chunk({"tool_calls": [call]})
-        if isinstance(event, _messages.PartDeltaEvent):
-            delta = event.delta
-            if isinstance(delta, _messages.TextPartDelta):
-                return self.text(delta.content_delta)
-            if isinstance(delta, _messages.ToolCallPartDelta) and isinstance(delta.args_delta, str):
-                index = self._tool_index.get(event.index, 0)
-                return self._chunk(
-                    {"tool_calls": [{"index": index, "function": {"arguments": delta.args_delta}}]}
+    def lines(self, event: DoorEvent) -> list[str]:
+        """The SSE lines of one door event (the end of the stream included)."""
+        if isinstance(event, TextDelta):
+            return [self._chunk({"content": event.text})]
+        if isinstance(event, ToolCallStarted):
+            call = {
+                "index": event.index,
+                "id": event.call_id,
+                "type": "function",
+                "function": {"name": event.name, "arguments": event.arguments},
+            }
+            return [self._chunk({"tool_calls": [call]})]
+        if isinstance(event, ToolCallDelta):
+            return [
+                self._chunk(
+                    {"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]}
                 )
-        return None
-
-    def finish(self, finish_reason: str) -> str:
-        return self._chunk({}, finish_reason)
-
-    def usage(self, input_tokens: int, output_tokens: int, agenthost: dict[str, Any]) -> str:
-        body = {
-            "id": self.completion,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": _usage(input_tokens, output_tokens),
-            "agenthost": agenthost,
-        }
-        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
-
-    @staticmethod
-    def error(code: str, message: str) -> str:
-        """An error inside a stream that already started: the SDK raises it; no `[DONE]` follows."""
-        return f"data: {json.dumps({'error': {'message': message, 'type': code, 'code': code}})}\n\n"
-
-    @staticmethod
-    def done() -> str:
-        return "data: [DONE]\n\n"
+            ]
+        if isinstance(event, Finished):
+            outcome = event.outcome
+            lines = [self._chunk({}, _CHAT_FINISH[outcome.finish])]
+            if self.include_usage:
+                usage = _usage(outcome.input_tokens, outcome.output_tokens)
+                lines.append(self._line([], usage=usage, agenthost=outcome.extras.model_dump()))
+            return [*lines, "data: [DONE]\n\n"]
+        # An error inside a stream that already started: the SDK raises it.
+        error = {"error": {"message": event.message, "type": event.code, "code": event.code}}
+        return [f"data: {json.dumps(error)}\n\n", "data: [DONE]\n\n"]
 
 
 def text_delta(event: _messages.ModelResponseStreamEvent) -> str:

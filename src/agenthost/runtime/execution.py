@@ -170,21 +170,24 @@ class RunExecution:
         # The run's usage is not pydantic-ai's `result.usage`: that counts only what ran in this
         # process (a replayed tool step never calls the tool), so after a recovery it falls short.
         # `RunState` adds up the recorded steps, replayed or executed.
-        new_messages = _MESSAGES.dump_python(result.new_messages(), mode="json") if self.thread_id else []
-        return to_jsonable_python(result.output), new_messages
+        # Earlier messages sent with the request join the thread too, before the run's own.
+        added = [*(self.spec.history or []), *_MESSAGES.dump_python(result.new_messages(), mode="json")]
+        return to_jsonable_python(result.output), added if self.thread_id else []
 
     async def _thread_history(self) -> list[_messages.ModelMessage] | None:
-        """The thread's messages so far, read once in a step (sealed) so that a replay sees the same."""
+        """The thread's messages so far (read once in a step, sealed, so that a replay sees the
+        same), then the earlier messages sent with the request."""
         thread_id = self.spec.thread_id
+        sent = _MESSAGES.validate_python(self.spec.history) if self.spec.history else []
         if thread_id is None:
-            return _MESSAGES.validate_python(self.spec.history) if self.spec.history else None
+            return sent or None
         threads, state = self.env.stores.threads, self.state
 
         async def load() -> dict[str, str]:
             return state.seal(await threads.history(thread_id))
 
         stored = state.open(await DBOS.run_step_async({"name": "thread:load"}, load))
-        return _MESSAGES.validate_python(stored) if stored else None
+        return [*(_MESSAGES.validate_python(stored) if stored else []), *sent] or None
 
     async def _finish(
         self, values: dict[str, Any], new_messages: list[Any] | None = None, *, last: RunEvent

@@ -95,6 +95,8 @@ class RunState:
     model_name: str | None = None
     prompt_version: str | None = None
     last_text: str = ""
+    finish_reason: str = "stop"
+    """Why the last model call stopped (`gateway.frontdoor.FinishReason`): the run's finish reason."""
     _text: StreamRedactor | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -111,9 +113,10 @@ class RunState:
         """Whether `step` was copied from the run this one was forked from (paid for there)."""
         return step is not None and step < self.fork_step
 
-    def add_model_call(self, usage: UsageRecord, text: str) -> None:
-        """Count a model step (executed or replayed) and its text."""
+    def add_model_call(self, usage: UsageRecord, text: str, finish_reason: str = "stop") -> None:
+        """Count a model step (executed or replayed), its text and why it stopped."""
         self.model_steps += 1
+        self.finish_reason = finish_reason
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
         self.active_seconds += usage.duration_ms / 1000
@@ -153,6 +156,7 @@ class RunState:
                 "status": self.cost_status,
             },
             "steps": self.model_steps + self.tool_steps,
+            "finish_reason": self.finish_reason,
         }
 
     # -- events ------------------------------------------------------------------------------

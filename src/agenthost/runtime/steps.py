@@ -48,6 +48,7 @@ from agenthost.errors import (
     classify,
 )
 from agenthost.gateway.context import side_calls
+from agenthost.gateway.frontdoor import finish_reason_of
 from agenthost.gateway.openai_format import text_delta
 from agenthost.gateway.pricing import PriceBook
 from agenthost.observability.metrics import TOOL_OUTCOME_UNKNOWN as UNKNOWN_OUTCOMES
@@ -139,7 +140,7 @@ async def model_step(
         ledger=executed or not run.inherited(record.step),
     )
     text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart))
-    run.add_model_call(usage, text)
+    run.add_model_call(usage, text, finish_reason_of(response))
     run.emit(EventType.USAGE, usage.model_dump(mode="json"))
     return response
 

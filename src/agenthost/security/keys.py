@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from agenthost.config.costs import BudgetLimit
 from agenthost.errors import ConflictError, ErrorCode, NotFoundError
@@ -29,19 +30,38 @@ def parse_key(token: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+def _integral(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class KeyRateLimits(BaseModel):
     """A key's own rate limits; they replace `[rate_limits] per_key` for it (0 = unlimited)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a request body is JSON; `"5"` is not a number (the OpenAPI document says integer).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     requests_per_minute: int | None = Field(None, ge=0, description="Requests per minute.")
     tokens_per_minute: int | None = Field(None, ge=0, description="Model tokens per minute.")
+
+    # JSON does not tell 5 from 5.0; text (`"5"`) stays refused (the model is strict).
+    _ints = field_validator("requests_per_minute", "tokens_per_minute", mode="before")(_integral)
+
+
+def _strict_budgets(value: object) -> object:
+    # `BudgetLimit` is a configuration section (read leniently: environment values are text);
+    # in a request body its numbers must be JSON numbers.
+    if isinstance(value, dict):
+        try:
+            BudgetLimit.model_validate(value, strict=True)
+        except ValidationError as exc:
+            raise ValueError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in exc.errors())) from None
+    return value
 
 
 class KeySpec(BaseModel):
     """What a new key is (the body of `POST /v1/admin/keys`)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1, max_length=128, description="Label shown in listings.")
     role: str = Field("user", min_length=1, max_length=64, description="Role name (`[roles]`).")
@@ -54,7 +74,9 @@ class KeySpec(BaseModel):
     )
     expires_in_days: float | None = Field(None, gt=0, le=3650, description="Lifetime; unset: no expiry.")
     rate_limits: KeyRateLimits | None = Field(None, description="Per-key rate limits.")
-    budgets: BudgetLimit | None = Field(None, description="Per-key daily and monthly spend limits.")
+    budgets: Annotated[BudgetLimit | None, BeforeValidator(_strict_budgets)] = Field(
+        None, description="Per-key daily and monthly spend limits."
+    )
     limits: dict[str, float | int] | None = Field(
         None, description="Per-run limits for runs made with this key (`[limits]` fields)."
     )

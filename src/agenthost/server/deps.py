@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from pydantic import WithJsonSchema
 
-from agenthost.errors import ErrorCode, InvalidRequestError, NotFoundError, UnauthorizedError
+from agenthost.errors import ErrorCode, ForbiddenError, InvalidRequestError, NotFoundError, UnauthorizedError
 from agenthost.runtime.process import Runtime
 from agenthost.runtime.recovery import RunRecovery
 from agenthost.runtime.service import RunService
 from agenthost.security.auth import Authenticator, Principal
 from agenthost.security.ratelimit import RateLimiter, client_ip
+from agenthost.security.stream_tokens import StreamScope, StreamTokens
 
 __all__ = [
+    "STREAM_TOKEN_ROUTES",
     "AdminDep",
     "IdempotencyKeyDep",
     "PrincipalDep",
@@ -23,9 +27,16 @@ __all__ = [
     "authenticate",
     "ensure_thread",
     "visible_run",
+    "visible_stream_run",
 ]
 
 _MAX_KEY = 256
+# Visible ASCII, inner spaces allowed (HTTP drops a value's outer spaces); the OpenAPI document
+# shows the same pattern.
+_KEY_PATTERN = r"^[!-~](?:[ -~]{0,254}[!-~])?$"
+
+STREAM_TOKEN_ROUTES: frozenset[tuple[str, str]] = frozenset({("GET", "/v1/runs/{run_id}/events")})
+"""The only routes that accept a stream token (`?token=`): SSE streams that follow an existing run."""
 
 
 async def _runtime(request: Request) -> Runtime:
@@ -43,11 +54,17 @@ async def _recovery(request: Request) -> RunRecovery:
     return runtime.recovery
 
 
-async def _idempotency_key(idempotency_key: Annotated[str | None, Header()] = None) -> str | None:
+async def _idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Repeat a request safely: the same key answers with the same run."),
+        WithJsonSchema({"type": "string", "pattern": _KEY_PATTERN}),
+    ] = None,
+) -> str | None:
     if idempotency_key is None:
         return None
-    if not (0 < len(idempotency_key) <= _MAX_KEY) or not idempotency_key.isprintable():
-        msg = f"Idempotency-Key must be 1-{_MAX_KEY} printable characters"
+    if not re.fullmatch(_KEY_PATTERN, idempotency_key):
+        msg = f"Idempotency-Key must be 1-{_MAX_KEY} visible ASCII characters (inner spaces allowed)"
         raise InvalidRequestError(msg, code=ErrorCode.INVALID_IDEMPOTENCY_KEY)
     return idempotency_key
 
@@ -72,7 +89,7 @@ async def authenticate(request: Request) -> Principal:
     authenticator: Authenticator = request.app.state.authenticator
     limiter: RateLimiter = request.app.state.runtime.policies.limiter
     try:
-        principal = await authenticator.authenticate(request.headers)
+        principal = await _principal(request, authenticator)
     except UnauthorizedError:
         await limiter.hit_request(rate_identities(request, None, limiter))  # key guessing ends in 429s
         raise
@@ -82,6 +99,27 @@ async def authenticate(request: Request) -> Principal:
     request.state.principal = principal
     request.state.rate_limit = (identities, overrides)
     request.state.rate_limit_headers = state.headers()
+    return principal
+
+
+async def _principal(request: Request, authenticator: Authenticator) -> Principal:
+    """From the credential headers, else (on `STREAM_TOKEN_ROUTES` only) from a `token` query value."""
+    token = request.query_params.get("token")
+    headers = request.headers
+    if token is None or "x-api-key" in headers or "authorization" in headers:
+        return await authenticator.authenticate(headers)
+    route = request.scope.get("route")
+    if (request.method, getattr(route, "path", None)) not in STREAM_TOKEN_ROUTES:
+        msg = (
+            "stream tokens (?token=) are accepted only by GET /v1/runs/{run_id}/events; "
+            "send an API key as X-API-Key or Authorization: Bearer"
+        )
+        raise UnauthorizedError(msg, code=ErrorCode.STREAM_TOKEN_NOT_ACCEPTED).with_headers(
+            {"WWW-Authenticate": 'Bearer realm="agenthost"'}
+        )
+    tokens: StreamTokens = request.app.state.stream_tokens
+    principal, scope = await tokens.verify(token)
+    request.state.stream_scope = scope
     return principal
 
 
@@ -95,6 +133,20 @@ async def visible_run(service: RunService, principal: Principal, run_id: str) ->
     row = await service.get(run_id)
     if not principal.sees(row):
         raise NotFoundError(f"run {run_id!r} does not exist", code=ErrorCode.RUN_NOT_FOUND)
+    return row
+
+
+async def visible_stream_run(
+    request: Request, service: RunService, principal: Principal, run_id: str
+) -> dict[str, Any]:
+    """`visible_run`, and, for a caller admitted by a stream token, inside the token's scope (403)."""
+    scope = getattr(request.state, "stream_scope", None)
+    if isinstance(scope, StreamScope) and scope.run_id is not None and scope.run_id != run_id:
+        # Refused before any lookup: a token for one run says nothing about whether another exists.
+        raise ForbiddenError("this stream token is for another run", code=ErrorCode.STREAM_TOKEN_SCOPE)
+    row = await visible_run(service, principal, run_id)
+    if isinstance(scope, StreamScope) and not scope.covers(row):
+        raise ForbiddenError("this stream token is for another thread", code=ErrorCode.STREAM_TOKEN_SCOPE)
     return row
 
 

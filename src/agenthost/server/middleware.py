@@ -1,4 +1,5 @@
-"""ASGI middleware: request ids and the request body size limit (pure ASGI, no per-request objects)."""
+"""ASGI middleware: request ids and the request body size limit (pure ASGI, no per-request objects),
+and the options of Starlette's CORS middleware."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agenthost.config.server import CorsSettings
 from agenthost.errors import PayloadTooLargeError
 
-__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "request_id_of"]
+__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "cors_options", "request_id_of"]
 
 _HEADER = b"x-request-id"
 _MAX_INBOUND_ID = 128
@@ -103,3 +105,15 @@ class BodyLimitMiddleware:
 class _TooLargeError(BaseException):
     """Raised from `receive`; a BaseException so that body parsers, which catch Exception and
     answer 400, let it through to this middleware."""
+
+
+def cors_options(cors: CorsSettings) -> dict[str, Any]:
+    """`[server.cors]` as the keyword arguments of `starlette.middleware.cors.CORSMiddleware`."""
+    return {
+        "allow_origins": cors.allow_origins,
+        "allow_credentials": cors.allow_credentials,
+        "allow_methods": cors.allow_methods,
+        "allow_headers": cors.allow_headers,
+        "expose_headers": cors.expose_headers,
+        "max_age": cors.max_age,
+    }

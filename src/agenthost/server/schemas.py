@@ -6,8 +6,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.config import JsonDict
+
+from agenthost.config.security import ScreeningSettings
+from agenthost.server.openapi import INPUT_TEXT_MARK
 
 __all__ = [
+    "INPUT_TEXT",
     "MAX_AUDIT_SEQ",
     "MAX_EVENT_SEQ",
     "MAX_INT64",
@@ -15,15 +20,21 @@ __all__ = [
     "MAX_STEP",
     "MIN_INT64",
     "AgentInfo",
+    "Readiness",
     "RunAccepted",
     "RunCreate",
     "RunList",
     "RunView",
     "SeedRunCreate",
+    "input_chars_limit",
     "run_view",
 ]
 
 MAX_INPUT_CHARS = 200_000
+"""Longest run input any request may carry; the limit in force is `input_chars_limit(settings)`."""
+INPUT_TEXT: JsonDict = {INPUT_TEXT_MARK: True}
+"""Marks the fields that carry a run's input: the OpenAPI document shows the limit in force
+as their `maxLength` (`server.openapi.install_openapi`)."""
 # Every integer a client sends is bounded before use: a value past what a column holds fails in
 # the database driver (a 500, or an SSE stream cut after its 200) instead of as a 4xx.
 MIN_INT64, MAX_INT64 = -(2**63), 2**63 - 1
@@ -39,6 +50,11 @@ MAX_OUTPUT_TOKENS = 1_000_000
 Metadata = dict[str, str | int | float | bool | None]
 
 
+def _integral(value: object) -> object:
+    # Request bodies are strict (`"5"` is not a number), but JSON does not tell 5 from 5.0.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _bounded_metadata(value: Metadata | None) -> Metadata | None:
     # Labels are stored as JSON and handed back; an integer past 64 bits is not one a client can
     # read back reliably (JavaScript, most JSON libraries), so it is refused rather than stored.
@@ -50,9 +66,12 @@ def _bounded_metadata(value: Metadata | None) -> Metadata | None:
 
 
 class LimitsRequest(BaseModel):
-    """Run limits a request asks for; each only lowers the configured limit."""
+    """Run limits a request asks for; each only lowers the configured limit.
 
-    model_config = ConfigDict(extra="forbid")
+    Request bodies are read strictly (`strict=True`): JSON types as the OpenAPI document says
+    (`"5"` is not an integer, `1` is not a boolean)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     max_cost_usd: float | None = Field(None, gt=0, le=1_000_000)
     max_model_steps: int | None = Field(None, ge=1, le=100_000)
@@ -60,13 +79,21 @@ class LimitsRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, le=1_000_000_000)
     max_seconds: float | None = Field(None, gt=0, le=31_536_000)
 
+    _ints = field_validator("max_model_steps", "max_tool_calls", "max_tokens", mode="before")(_integral)
+
 
 class RunCreate(BaseModel):
     """Body of `POST /v1/agents/{agent}/run|stream|runs`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS, description="The user's message.")
+    input: str = Field(
+        min_length=1,
+        max_length=MAX_INPUT_CHARS,
+        description="The user's message (at most `[screening] max_input_chars` characters; longer "
+        "input, or input with control characters, is refused with 400 `input_rejected`).",
+        json_schema_extra=INPUT_TEXT,
+    )
     user_id: str | None = Field(None, min_length=1, max_length=256, description="End user, for filtering.")
     max_tokens: int | None = Field(
         None, ge=1, le=MAX_OUTPUT_TOKENS, description="Cap on output tokens per model call."
@@ -93,14 +120,20 @@ class RunCreate(BaseModel):
     )
 
     _metadata = field_validator("metadata")(_bounded_metadata)
+    _ints = field_validator("max_tokens", mode="before")(_integral)
 
 
 class SeedRunCreate(BaseModel):
     """Body of the seed-compatible `/agent/*` aliases: `prompt` instead of `input`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    prompt: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    prompt: str = Field(
+        min_length=1,
+        max_length=MAX_INPUT_CHARS,
+        description="The user's message (`input` is accepted too); limits as for `input`.",
+        json_schema_extra=INPUT_TEXT,
+    )
     user_id: str | None = Field(None, min_length=1, max_length=256)
     max_tokens: int | None = Field(None, ge=1, le=MAX_OUTPUT_TOKENS)
     model: str | None = Field(
@@ -109,6 +142,7 @@ class SeedRunCreate(BaseModel):
     metadata: Metadata | None = None
 
     _metadata = field_validator("metadata")(_bounded_metadata)
+    _ints = field_validator("max_tokens", mode="before")(_integral)
 
     @model_validator(mode="before")
     @classmethod
@@ -185,12 +219,30 @@ class RunList(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
 
 
+class Readiness(BaseModel):
+    """`GET /ready`: 200 when every check is `ok`, 503 otherwise."""
+
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str] = Field(
+        description="`database`, `durability`: `ok` or the error; `agents`: how many."
+    )
+    breakers: dict[str, Any] = Field(description="Circuit breaker state per model (open ones do not fail).")
+
+
 class AgentInfo(BaseModel):
     name: str
     description: str
     model: str
     default: bool
     prompt_version: str | None
+
+
+def input_chars_limit(screening: ScreeningSettings) -> int:
+    """The longest run input the server accepts: `[screening] max_input_chars` while screening
+    is on (longer is a 400 `input_rejected`), never more than `MAX_INPUT_CHARS` (a 422)."""
+    if not screening.enabled:
+        return MAX_INPUT_CHARS
+    return min(screening.max_input_chars, MAX_INPUT_CHARS)
 
 
 def run_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -251,7 +303,7 @@ def seed_view(row: dict[str, Any]) -> dict[str, Any]:
 class ApprovalDecision(BaseModel):
     """Body of `POST /v1/runs/{id}/approvals/{approval_id}`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     decision: Literal["approve", "deny"]
     reason: str | None = Field(None, max_length=2000, description="Shown to the model on a denial.")
@@ -268,11 +320,13 @@ class ApprovalDecision(BaseModel):
 class ForkRequest(BaseModel):
     """Body of `POST /v1/runs/{id}/fork`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     from_step: int = Field(
         ge=1, le=MAX_STEP, description="First step to execute again; earlier steps replay."
     )
+
+    _ints = field_validator("from_step", mode="before")(_integral)
 
 
 def approval_view(row: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,23 @@ class ThreadStore(Store):
         async with self.engine.connect() as conn:
             return [message for (chunk,) in await conn.execute(statement) for message in chunk]
 
+    async def history_until(self, thread_id: str, run_id: str) -> list[Any] | None:
+        """The thread's messages up to and including those `run_id` added (the history of a branch
+        taken at that run); None if that run added none to the thread."""
+        mark = (
+            sa.select(thread_messages.c.position)
+            .where(thread_messages.c.thread_id == thread_id, thread_messages.c.run_id == run_id)
+            .scalar_subquery()
+        )
+        statement = (
+            sa.select(thread_messages.c.messages)
+            .where(thread_messages.c.thread_id == thread_id, thread_messages.c.position <= mark)
+            .order_by(thread_messages.c.position, thread_messages.c.run_id)
+        )
+        async with self.engine.connect() as conn:
+            chunks = [chunk for (chunk,) in await conn.execute(statement)]
+        return [message for chunk in chunks for message in chunk] if chunks else None
+
     async def append(
         self, conn: AsyncConnection, thread_id: str, run_id: str, messages: list[Any], at: datetime
     ) -> None:

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from agenthost.runtime.spec import RunSpec
 from agenthost.security.auth import Principal
 from agenthost.server.deps import IdempotencyKeyDep, PrincipalDep, RuntimeDep, ServiceDep, ensure_thread
+from agenthost.server.openapi import SSE_RESPONSE_CLASS, error_responses, run_links, sse_response
 from agenthost.server.responders import run_and_wait, run_background, run_streaming
 from agenthost.server.schemas import AgentInfo, RunAccepted, RunCreate, RunView, run_view
 
@@ -17,6 +18,16 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
 AgentPath = Annotated[str, Path(min_length=1, max_length=64, description="Agent name from the config.")]
 RunBody = Annotated[RunCreate, Body()]
+# What starting a run can answer besides its own success (400, 413, 422 and the authentication
+# statuses are added to every such operation by `install_openapi`).
+_START_ERRORS = error_responses(
+    402,
+    403,
+    404,
+    409,
+    s404="Unknown agent (`agent_not_found`), or a `thread_id` the caller may not see (`thread_not_found`).",
+    s409="`idempotency_key_reused` (same key, different body), `thread_busy` (`if_busy: reject`).",
+)
 
 
 async def _spec(runtime: RuntimeDep, principal: Principal, agent: str, body: RunCreate) -> RunSpec:
@@ -56,7 +67,11 @@ async def list_agents(runtime: RuntimeDep, principal: PrincipalDep) -> dict[str,
 
 @router.post(
     "/{agent}/run",
-    responses={200: {"model": RunView}, 202: {"model": RunAccepted}},
+    responses={
+        200: {"model": RunView, "links": run_links()},
+        202: {"model": RunAccepted, "links": run_links()},
+        **_START_ERRORS,
+    },
     summary="Run and wait for the result",
 )
 async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
@@ -68,7 +83,11 @@ async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     key: IdempotencyKeyDep,
     wait: Annotated[
         float | None,
-        Query(gt=0, description="Seconds to wait before answering 202 (at most the server's limit)."),
+        Query(
+            gt=0,
+            allow_inf_nan=False,
+            description="Seconds to wait before answering 202 (at most the server's limit).",
+        ),
     ] = None,
 ) -> Response:
     """Run the agent and answer with the finished run; past the wait limit, 202 with its location."""
@@ -81,7 +100,15 @@ async def run(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
 
 @router.post(
     "/{agent}/stream",
-    responses={200: {"content": {"text/event-stream": {}}}},
+    response_class=SSE_RESPONSE_CLASS,
+    responses={
+        **sse_response(
+            "Server-sent events: `run.started`, `text.delta`, `tool.call`, `tool.result`, `usage`, "
+            "then `run.completed`, `run.failed`, `run.dead` or `run.cancelled`; `id` is the event "
+            "number (resume with `GET /v1/runs/{id}/events`)."
+        ),
+        **_START_ERRORS,
+    },
     summary="Run and stream events (SSE)",
 )
 async def stream(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
@@ -98,7 +125,10 @@ async def stream(  # noqa: PLR0917 - FastAPI maps each parameter to a request pa
 
 
 @router.post(
-    "/{agent}/runs", status_code=202, responses={202: {"model": RunAccepted}}, summary="Run in background"
+    "/{agent}/runs",
+    status_code=202,
+    responses={202: {"model": RunAccepted, "links": run_links()}, **_START_ERRORS},
+    summary="Run in background",
 )
 async def run_in_background(  # noqa: PLR0917 - FastAPI maps each parameter to a request part
     agent: AgentPath,

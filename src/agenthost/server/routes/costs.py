@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -10,14 +9,10 @@ from fastapi import APIRouter, Query
 from agenthost.costs.report import spend_report
 from agenthost.errors import ErrorCode, ForbiddenError, InvalidRequestError
 from agenthost.server.deps import PrincipalDep, RuntimeDep
+from agenthost.server.openapi import error_responses
+from agenthost.server.query import IsoDateTime
 
 router = APIRouter(prefix="/v1", tags=["costs"])
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @router.get("/costs")
@@ -25,22 +20,25 @@ async def costs(
     runtime: RuntimeDep,
     principal: PrincipalDep,
     start: Annotated[
-        datetime | None,
-        Query(alias="from", description="Start (ISO 8601; UTC if no offset). Default: today 00:00 UTC."),
+        IsoDateTime | None,
+        Query(
+            alias="from",
+            description="Start: a date-time with its offset, or a date (its midnight UTC). "
+            "Default: today 00:00 UTC.",
+        ),
     ] = None,
-    end: Annotated[datetime | None, Query(alias="to", description="End, exclusive. Default: now.")] = None,
+    end: Annotated[IsoDateTime | None, Query(alias="to", description="End, exclusive. Default: now.")] = None,
 ) -> dict[str, Any]:
     """Total, today, average per run, spend per hour over the last 24 h, the 5 most expensive runs,
     and spend by model, agent, user, key and tier, for the range. Callers whose role sees only
     their own (or their team's) runs get their own spend only."""
-    start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:
         msg = "`from` must be before `to`"
         raise InvalidRequestError(msg, code=ErrorCode.INVALID_RANGE)
     return await spend_report(runtime.backends.ledger, start, end, principal.visibility())
 
 
-@router.get("/alerts")
+@router.get("/alerts", responses=error_responses(403))
 async def alerts(
     runtime: RuntimeDep,
     principal: PrincipalDep,

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from agenthost._version import __version__
 from agenthost.server.deps import RuntimeDep
+from agenthost.server.schemas import Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +21,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/ready")
+@router.get(
+    "/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Not ready: a check failed (`checks` says which)."}},
+)
 async def ready(runtime: RuntimeDep) -> Response:
     """Readiness: the database answers and the durable engine is launched; 503 otherwise."""
     checks: dict[str, str] = {}

@@ -17,6 +17,8 @@ from agenthost.security.auth import Authenticator, Principal
 from agenthost.security.keys import KeySpec
 from agenthost.server.deps import AdminDep, RuntimeDep
 from agenthost.server.middleware import request_id_of
+from agenthost.server.openapi import error_responses
+from agenthost.server.query import QueryBool
 from agenthost.server.schemas import MAX_OUTPUT_TOKENS, LimitsRequest
 from agenthost.settings import Settings
 
@@ -96,7 +98,11 @@ def _check_limits(settings: Settings, limits: dict[str, Any]) -> None:
         raise InvalidRequestError(msg, code=ErrorCode.INVALID_LIMITS)
 
 
-@router.post("", status_code=201)
+_ADMIN = error_responses(403, s403="Admin keys only: `forbidden`.")
+_ONE_KEY = {**_ADMIN, **error_responses(404, s404="No such key: `key_not_found`.")}
+
+
+@router.post("", status_code=201, responses=_ADMIN)
 async def create_key(
     body: Annotated[KeySpec, Body()], runtime: RuntimeDep, admin: AdminDep, request: Request
 ) -> Response:
@@ -108,11 +114,11 @@ async def create_key(
     return _json({**key.public(datetime.now(UTC)), "key": token}, status=201)
 
 
-@router.get("")
+@router.get("", responses=_ADMIN)
 async def list_keys(
     request: Request,
     _admin: AdminDep,
-    include_revoked: Annotated[bool, Query(description="Also list revoked keys.")] = False,
+    include_revoked: Annotated[QueryBool, Query(description="Also list revoked keys.")] = False,
 ) -> Response:
     """Keys, newest first, without secrets."""
     now = datetime.now(UTC)
@@ -124,14 +130,14 @@ async def list_keys(
     return JSONResponse({"object": "list", "data": data})
 
 
-@router.get("/{key_id}")
+@router.get("/{key_id}", responses=_ONE_KEY)
 async def get_key(key_id: KeyId, request: Request, _admin: AdminDep) -> Response:
     """One key, without its secret."""
     key = await _authenticator(request).keys.existing(key_id)
     return _json(key.public(datetime.now(UTC)))
 
 
-@router.post("/{key_id}/revoke")
+@router.post("/{key_id}/revoke", responses=_ONE_KEY)
 async def revoke_key(key_id: KeyId, request: Request, admin: AdminDep) -> Response:
     """Revoke a key now; requests with it (or a rotated-out secret of it) get 401."""
     authenticator = _authenticator(request)
@@ -141,7 +147,10 @@ async def revoke_key(key_id: KeyId, request: Request, admin: AdminDep) -> Respon
     return _json(key.public(datetime.now(UTC)))
 
 
-@router.post("/{key_id}/rotate")
+@router.post(
+    "/{key_id}/rotate",
+    responses={**_ONE_KEY, **error_responses(409, s409="The key is revoked or expired: `key_not_active`.")},
+)
 async def rotate_key(key_id: KeyId, request: Request, admin: AdminDep) -> Response:
     """A new secret for the key (shown once); the old one works for `[auth] rotation_grace_seconds`."""
     authenticator = _authenticator(request)

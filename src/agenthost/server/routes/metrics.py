@@ -8,11 +8,22 @@ from starlette.responses import Response
 from agenthost.errors import ForbiddenError
 from agenthost.observability.metrics import CONTENT_TYPE_LATEST, render, set_breaker_states
 from agenthost.server.deps import RuntimeDep, authenticate
+from agenthost.server.openapi import error_responses
 
 router = APIRouter(tags=["observability"])
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **error_responses(403, s403="A role that does not see all runs: `forbidden`."),
+    },
+)
 async def metrics(runtime: RuntimeDep, request: Request) -> Response:
     """Every series of this process; breaker states are read from their store (shared when Redis).
 

@@ -1,106 +1,140 @@
-"""The OpenAI-compatible front door: `POST /v1/chat/completions` and `GET /v1/models`.
+"""The OpenAI-compatible front door: `POST /v1/chat/completions` and `GET /v1/models[/{id}]`.
 
 `model` names either an agent (the messages become a durable run of it: the last user message is
 the input, earlier ones its history) or a gateway model from `[models]` (a stateless passthrough
 with every gateway feature: retries, breakers, fallbacks, pricing; no workflow, no checkpoint).
-The official `openai` SDK works against it unmodified, streaming or not.
+Every documented parameter is honoured or refused (`CHAT_PARAMETERS`); the shared door logic is
+`server/door.py`. The official `openai` SDK works against it unmodified, streaming or not.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Path
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic_ai import messages as _messages
-from pydantic_ai.exceptions import ModelAPIError
-from pydantic_ai.models import StreamedResponse
+from pydantic import BaseModel
 from starlette.responses import Response
 
-from agenthost.costs.budgets import Reservation
-from agenthost.costs.guard import estimate_call
-from agenthost.costs.savings import call_record
-from agenthost.errors import (
-    ErrorCode,
-    InvalidRequestError,
-    ModelError,
-    NotFoundError,
-    as_client_error,
-)
-from agenthost.gateway.cache import cache_scope
-from agenthost.gateway.chain import primary_model
-from agenthost.gateway.context import side_calls
+from agenthost.errors import ErrorCode, InvalidRequestError, NotFoundError
+from agenthost.gateway.frontdoor import DoorEvent, DoorExtras
 from agenthost.gateway.openai_format import (
     ChatCompletionRequest,
     ChunkWriter,
     completion_body,
     completion_id,
-    finish_reason_of,
-    text_delta,
     to_messages,
     to_parameters,
     to_settings,
 )
-from agenthost.records import EventType, UsageRecord
 from agenthost.runtime.process import Runtime
-from agenthost.runtime.service import RunService
-from agenthost.runtime.spec import RunSpec
-from agenthost.security.auth import Principal
-from agenthost.security.output import StreamRedactor
-from agenthost.security.ratelimit import RateLimit
-from agenthost.server.deps import PrincipalDep, RuntimeDep, ServiceDep
+from agenthost.server.deps import RuntimeDep
+from agenthost.server.door import AgentCall, DoorDep, GatewayCall
+from agenthost.server.openapi import error_responses, sse_response
 from agenthost.server.schemas import MAX_INT64, MAX_OUTPUT_TOKENS, MIN_INT64
-from agenthost.storage.ledger import ledger_row
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
-_SSE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-_MESSAGES = _messages.ModelMessagesTypeAdapter
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.get("/models")
-async def list_models(runtime: RuntimeDep) -> dict[str, Any]:
-    """Agents and gateway models, as OpenAI model objects."""
-    data = [
-        {"id": e.name, "object": "model", "created": 0, "owned_by": "agenthost:agent"}
-        for e in runtime.registry
-    ]
+class ModelObject(BaseModel):
+    """An OpenAI model object: an agent (`owned_by: agenthost:agent`) or a gateway model."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: Literal["agenthost:agent", "agenthost:gateway"]
+
+
+class ChatCompletion(BaseModel):
+    """A `chat.completion` object (OpenAI's schema), with agenthost's `agenthost` object."""
+
+    id: str
+    object: Literal["chat.completion"]
+    created: int
+    model: str
+    choices: list[dict[str, Any]]
+    usage: dict[str, int]
+    agenthost: DoorExtras
+
+
+def answer_responses(model: type[BaseModel], stream: str, *, json_data: bool = True) -> dict[int | str, Any]:
+    """The 200 of a front door: `model` as JSON, or with `stream: true` server-sent events."""
+    sse = sse_response(stream, json_data=json_data)[200]
+    return {200: {"model": model, "description": f"{model.__doc__}\n\n{stream}", "content": sse["content"]}}
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
+
+
+def _models(runtime: Runtime) -> list[ModelObject]:
+    data = [ModelObject(id=e.name, owned_by="agenthost:agent") for e in runtime.registry]
     data += [
-        {"id": name, "object": "model", "created": 0, "owned_by": "agenthost:gateway"}
+        ModelObject(id=name, owned_by="agenthost:gateway")
         for name in runtime.settings.models
         if name not in runtime.settings.agents
     ]
-    return {"object": "list", "data": data}
+    return data
 
 
-@router.post("/chat/completions", response_model=None)
-async def chat_completions(
-    body: Annotated[ChatCompletionRequest, Body()],
-    runtime: RuntimeDep,
-    service: ServiceDep,
-    principal: PrincipalDep,
-    request: Request,
-) -> Response:
+@router.get("/models")
+async def list_models(runtime: RuntimeDep) -> ModelList:
+    """Agents and gateway models, as OpenAI model objects."""
+    return ModelList(data=_models(runtime))
+
+
+@router.get("/models/{model_id}", responses=error_responses(404))
+async def get_model(
+    model_id: Annotated[str, Path(min_length=1, max_length=256)], runtime: RuntimeDep
+) -> ModelObject:
+    """One agent or gateway model; 404 `model_not_found` for a name this server does not serve."""
+    for model in _models(runtime):
+        if model.id == model_id:
+            return model
+    raise NotFoundError(f"model {model_id!r} does not exist", code=ErrorCode.MODEL_NOT_FOUND)
+
+
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={
+        **answer_responses(
+            ChatCompletion,
+            "With `stream: true`: `chat.completion.chunk` events, then `[DONE]`.",
+            json_data=False,
+        ),
+        **error_responses(400, 402, 403, 404, 502, 503, 504),
+    },
+)
+async def chat_completions(body: Annotated[ChatCompletionRequest, Body()], door: DoorDep) -> Response:
     """An agent run or a gateway passthrough, in the Chat Completions format."""
     _check_integers(body)
-    # Screen the user's messages (the last one of an agent run is screened when the run starts).
-    body = await _screened(body, runtime, skip_last=body.model in runtime.settings.agents)
-    if body.model in runtime.settings.agents:
-        return await _agent(body, runtime, service, principal)
-    if body.model in runtime.settings.models:
-        principal.require_model(body.model)
-        user = principal.acting_user(body.user)
-        caller = _Caller(principal, *request.state.rate_limit)
-        await runtime.policies.limiter.check_tokens(caller.identities, caller.overrides)  # 429 when spent
-        return await _passthrough(body.model_copy(update={"user": user}), runtime, caller)
-    known = sorted({*runtime.settings.agents, *runtime.settings.models})
-    msg = f"model {body.model!r} is neither an agent nor a gateway model here; known: {known}"
-    raise NotFoundError(msg, code=ErrorCode.MODEL_NOT_FOUND)
+    agent = door.kind(body.model) == "agent"
+    body.check(agent=agent)
+    if agent:
+        return await _agent(body, door)
+    user = door.principal.acting_user(body.user)
+    call = GatewayCall(
+        model=body.model,
+        messages=await door.screen(to_messages(body.messages)),
+        settings=to_settings(body),
+        parameters=to_parameters(body),
+        user=user,
+    )
+    completion = completion_id()
+    if not body.stream:
+        outcome = await door.complete(call, completion)
+        return JSONResponse(completion_body(completion, body.model, outcome))
+    events = await door.stream(call, completion)
+    return _streaming(events, ChunkWriter(completion, body.model, include_usage=_usage(body)))
+
+
+def _usage(body: ChatCompletionRequest) -> bool:
+    return body.stream_options is not None and body.stream_options.include_usage
 
 
 def _check_integers(body: ChatCompletionRequest) -> None:
@@ -118,257 +152,32 @@ def _check_integers(body: ChatCompletionRequest) -> None:
         raise InvalidRequestError(f"invalid request: {summary}", details={"errors": problems})
 
 
-async def _screened(
-    body: ChatCompletionRequest, runtime: Runtime, *, skip_last: bool
-) -> ChatCompletionRequest:
-    """The request with each user message screened (400 `input_rejected`, or wrapped per config)
-    and each client-sent tool result screened as a tool output (indirect injection)."""
-    messages = list(body.messages)
-    for index, message in enumerate(messages[:-1] if skip_last else messages):
-        if message.role not in ("user", "tool"):
-            continue  # system and assistant messages come from the authenticated caller
-        text = message.text()
-        screened = await runtime.policies.screener.aenforce(
-            text, source="input" if message.role == "user" else "tool"
-        )
-        if screened != text:
-            messages[index] = message.model_copy(update={"content": screened})
-    return body.model_copy(update={"messages": messages})
+def _streaming(events: AsyncIterator[DoorEvent], writer: ChunkWriter) -> StreamingResponse:
+    async def lines() -> AsyncIterator[str]:
+        yield writer.role()
+        async for event in events:
+            for line in writer.lines(event):
+                yield line
+
+    return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-# --- passthrough ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Caller:
-    """Who a passthrough call is charged to: ledger owner, budgets, and rate-limit identities."""
-
-    principal: Principal
-    identities: dict[str, str | None]
-    overrides: dict[str, RateLimit] | None
-
-
-async def _account(
-    runtime: Runtime,
-    completion: str,
-    *,
-    body: ChatCompletionRequest,
-    response: _messages.ModelResponse,
-    summaries: list[_messages.ModelResponse],
-    reservation: Reservation,
-    caller: _Caller,
-) -> dict[str, Any]:
-    """Price the call (with any context summaries it needed), write its ledger row, and charge its
-    budgets the real cost."""
-    primary = primary_model(runtime.gateway.passthrough(body.model))
-    call = call_record(runtime.gateway.prices, primary, response, summaries=summaries)
-    principal = caller.principal
-    usage = UsageRecord(**call.model_dump(), user_id=body.user, key_id=principal.key_id, team=principal.team)
-    await runtime.policies.limiter.record_tokens(caller.identities, call.tokens, caller.overrides)
-    row = ledger_row(source=completion, seq=0, kind="passthrough", at=datetime.now(UTC), usage=usage)
-    await runtime.env.ledger.record([row])
-    nanousd = call.cost.nanousd
-    await runtime.policies.budgets.settle(reservation, nanousd)
-    if nanousd:
-        await runtime.policies.budgets.check_hourly_spend(runtime.backends.ledger)
-    return {"served_by": response.model_name, "cost": {"usd": call.cost.usd, **call.cost.model_dump()}}
-
-
-async def _passthrough(body: ChatCompletionRequest, runtime: Runtime, caller: _Caller) -> Response:
-    model = runtime.gateway.passthrough(body.model)
-    cache_scope(enabled=True, tenant=body.user)
-    messages = to_messages(body.messages)
-    settings, parameters = to_settings(body), to_parameters(body)
-    output = (settings or {}).get("max_tokens") or runtime.settings.limits.output_tokens_estimate
-    _, estimate = estimate_call(runtime.gateway.prices, model, messages, parameters, output)
-    reservation = await runtime.policies.budgets.reserve(None, body.user, estimate, caller.principal.payer())
-    if not body.stream:
-        try:
-            with side_calls() as summaries:
-                response = await model.request(messages, settings, parameters)
-        except ModelAPIError as exc:
-            await runtime.policies.budgets.settle(reservation, 0)
-            raise as_client_error(exc) from exc
-        text = "".join(p.content for p in response.parts if isinstance(p, _messages.TextPart)) or None
-        text = runtime.policies.redaction.value(None, text)
-        calls = [p for p in response.parts if isinstance(p, _messages.ToolCallPart)]
-        completion = completion_id()
-        accounted = await _account(
-            runtime,
-            completion,
-            body=body,
-            response=response,
-            summaries=summaries,
-            reservation=reservation,
-            caller=caller,
-        )
-        return JSONResponse(
-            completion_body(
-                completion=completion,
-                model=body.model,
-                text=text,
-                tool_calls=calls,
-                finish_reason=finish_reason_of(response),
-                input_tokens=response.usage.input_tokens,
-                output_tokens=response.usage.output_tokens,
-                agenthost=accounted,
-            )
-        )
-    stream = model.request_stream(messages, settings, parameters)
-    return await _passthrough_stream(body, runtime, stream, reservation, caller)
-
-
-async def _chunks(
-    opened: StreamedResponse, writer: ChunkWriter, redactor: StreamRedactor | None
-) -> AsyncIterator[str]:
-    """The stream's chunks, its text redacted on the way (held back until entities are whole)."""
-    async for event in opened:
-        delta = text_delta(event)
-        if delta and redactor is not None:
-            safe = redactor.feed(delta)
-            chunk = writer.text(safe) if safe else None
-        else:
-            chunk = writer.event(event)
-        if chunk is not None:
-            yield chunk
-    if redactor is not None and (rest := redactor.flush()):
-        yield writer.text(rest)
-
-
-async def _passthrough_stream(
-    body: ChatCompletionRequest,
-    runtime: Runtime,
-    stream: AbstractAsyncContextManager[StreamedResponse],
-    reservation: Reservation,
-    caller: _Caller,
-) -> Response:
-    try:
-        # Opened here (the gateway waits for the first event) so a failure is still an HTTP error.
-        with side_calls() as summaries:
-            opened = await stream.__aenter__()
-    except ModelAPIError as exc:
-        await runtime.policies.budgets.settle(reservation, 0)
-        raise as_client_error(exc) from exc
-    writer = ChunkWriter(completion_id(), body.model)
-    usage = body.stream_options is not None and body.stream_options.include_usage
-
-    async def chunks() -> AsyncIterator[str]:
-        failure: BaseException | None = None
-        accounted: dict[str, Any] | None = None
-        try:
-            yield writer.role()
-            async for chunk in _chunks(opened, writer, runtime.policies.redaction.stream(None)):
-                yield chunk
-            response = opened.get()
-            accounted = await _account(
-                runtime,
-                writer.completion,
-                body=body,
-                response=response,
-                summaries=summaries,
-                reservation=reservation,
-                caller=caller,
-            )
-            yield writer.finish(finish_reason_of(response))
-            if usage:
-                yield writer.usage(response.usage.input_tokens, response.usage.output_tokens, accounted)
-            yield writer.done()
-        except ModelAPIError as exc:
-            failure = exc
-            error = as_client_error(exc)
-            yield writer.error(error.code, error.message)
-            yield writer.done()
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            await stream.__aexit__(type(failure) if failure else None, failure, None)
-            partial = opened.get()
-            if accounted is None and (partial.usage.input_tokens or partial.usage.output_tokens):
-                # Cut short (client gone, provider failed mid-way): what was used is still spent.
-                await _account(
-                    runtime,
-                    writer.completion,
-                    body=body,
-                    response=partial,
-                    summaries=summaries,
-                    reservation=reservation,
-                    caller=caller,
-                )
-            elif accounted is None:
-                await runtime.policies.budgets.settle(reservation, 0)
-
-    return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)
-
-
-# --- agent ---------------------------------------------------------------------------------------
-
-
-def _agent_spec(body: ChatCompletionRequest, principal: Principal) -> RunSpec:
+async def _agent(body: ChatCompletionRequest, door: DoorDep) -> Response:
     *earlier, last = body.messages
     if last.role != "user":
         msg = "the last message must be the user's when `model` names an agent"
         raise InvalidRequestError(msg, code=ErrorCode.INVALID_REQUEST)
-    history = _MESSAGES.dump_python(to_messages(earlier), mode="json") if earlier else None
-    return RunSpec(
+    call = AgentCall(
         agent=body.model,
-        input=last.text() or " ",
-        **principal.run_owner(body.model, body.user),
+        input=last.text(),
+        user=body.user,
+        via="chat.completions",
+        history=to_messages(earlier) if earlier else None,
         max_tokens=body.max_completion_tokens or body.max_tokens,
-        history=history,
-        metadata={"via": "chat.completions"},
+        metadata=body.metadata,
     )
-
-
-async def _agent(
-    body: ChatCompletionRequest, runtime: Runtime, service: RunService, principal: Principal
-) -> Response:
-    spec = _agent_spec(body, principal)
-    submission = await service.submit(spec, idempotency_key=None)
-    run_id = submission.row["id"]
+    run_id = await door.start(call)
+    completion = f"chatcmpl-{run_id}"
     if not body.stream:
-        row = await service.wait(submission, runtime.settings.server.chat_completions_timeout)
-        if row is None:
-            msg = f"run {run_id} did not finish in time; follow it at /v1/runs/{run_id}"
-            raise ModelError(msg, code=ErrorCode.RUN_TIMEOUT, status=504)
-        if row["status"] != "succeeded":
-            error = row.get("error") or {"code": row["status"], "message": f"the run ended {row['status']}"}
-            raise ModelError(f"run {run_id} {row['status']}: {error['message']}", code=error["code"])
-        output = row["output"]
-        return JSONResponse(
-            completion_body(
-                completion=f"chatcmpl-{run_id}",
-                model=body.model,
-                text=output if isinstance(output, str) else json.dumps(output),
-                tool_calls=[],
-                finish_reason="stop",
-                input_tokens=row.get("input_tokens") or 0,
-                output_tokens=row.get("output_tokens") or 0,
-                agenthost={"run_id": run_id, "cost": {"nanousd": row.get("cost_nanousd") or 0}},
-            )
-        )
-    writer = ChunkWriter(f"chatcmpl-{run_id}", body.model)
-    include_usage = body.stream_options is not None and body.stream_options.include_usage
-
-    async def chunks() -> AsyncIterator[str]:
-        yield writer.role()
-        async for event in service.follow(run_id):
-            if event.type is EventType.TEXT_DELTA:
-                yield writer.text(event.data["delta"])
-            elif event.type is EventType.RUN_COMPLETED:
-                yield writer.finish("stop")
-                if include_usage:
-                    usage = event.data["usage"]
-                    extras = {"run_id": run_id, "cost": event.data["cost"]}
-                    yield writer.usage(usage["input_tokens"], usage["output_tokens"], extras)
-                yield writer.done()
-            elif event.terminal:
-                # A run that failed, died or was cancelled: an error chunk, then the end of stream.
-                error = event.data.get("error") or {
-                    "code": str(event.type),
-                    "message": f"the run ended: {event.type}",
-                }
-                yield writer.error(error["code"], error["message"])
-                yield writer.done()
-
-    return StreamingResponse(chunks(), media_type="text/event-stream", headers=_SSE)
+        return JSONResponse(completion_body(completion, body.model, await door.outcome(run_id)))
+    return _streaming(door.events(run_id), ChunkWriter(completion, body.model, include_usage=_usage(body)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -11,17 +10,19 @@ from agenthost.errors import ErrorCode, NotFoundError
 from agenthost.security.audit import actor_fields
 from agenthost.server.deps import AdminDep, PrincipalDep, RuntimeDep
 from agenthost.server.middleware import request_id_of
+from agenthost.server.openapi import error_responses
+from agenthost.server.query import IsoDateTime
 from agenthost.server.schemas import MAX_AUDIT_SEQ
 
 router = APIRouter(tags=["privacy"])
 
 
-@router.get("/v1/audit")
+@router.get("/v1/audit", responses=error_responses(403))
 async def list_audit(  # noqa: PLR0917 - one query parameter per filter
     runtime: RuntimeDep,
     _admin: AdminDep,
-    since: Annotated[datetime | None, Query(description="Entries at or after this time.")] = None,
-    until: Annotated[datetime | None, Query(description="Entries before this time.")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Entries at or after this time.")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Entries before this time.")] = None,
     action: Annotated[
         str | None, Query(max_length=64, description="An action, or a prefix ending in `*` (`run.*`).")
     ] = None,
@@ -50,7 +51,15 @@ async def list_audit(  # noqa: PLR0917 - one query parameter per filter
     }
 
 
-@router.delete("/v1/users/{user_id}/data")
+@router.delete(
+    "/v1/users/{user_id}/data",
+    responses=error_responses(
+        404,
+        409,
+        s404="Not the caller's own user (non-admins): `user_not_found`.",
+        s409="The user has runs in progress: `user_has_active_runs`.",
+    ),
+)
 async def erase_user_data(
     user_id: Annotated[str, Path(min_length=1, max_length=256)],
     request: Request,

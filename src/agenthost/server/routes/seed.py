@@ -16,12 +16,16 @@ from starlette.responses import Response
 from agenthost.runtime.spec import RunSpec
 from agenthost.security.auth import Principal
 from agenthost.server.deps import IdempotencyKeyDep, PrincipalDep, RuntimeDep, ServiceDep, visible_run
+from agenthost.server.openapi import SSE_RESPONSE_CLASS, error_responses, run_links, sse_response
 from agenthost.server.responders import run_and_wait, run_background, run_streaming
-from agenthost.server.schemas import SeedRunCreate, seed_view
+from agenthost.server.schemas import RunAccepted, SeedRunCreate, seed_view
 
 router = APIRouter(prefix="/agent", tags=["seed aliases"])
 
 SeedBody = Annotated[SeedRunCreate, Body()]
+_START_ERRORS = error_responses(
+    402, 403, 409, s409="Same `Idempotency-Key` with a different body: `idempotency_key_reused`."
+)
 
 
 def _spec(runtime: RuntimeDep, principal: Principal, body: SeedRunCreate) -> RunSpec:
@@ -40,7 +44,7 @@ def _spec(runtime: RuntimeDep, principal: Principal, body: SeedRunCreate) -> Run
     )
 
 
-@router.post("/run")
+@router.post("/run", responses={202: {"model": RunAccepted}, **_START_ERRORS})
 async def seed_run(
     body: SeedBody, service: ServiceDep, runtime: RuntimeDep, principal: PrincipalDep, key: IdempotencyKeyDep
 ) -> Response:
@@ -48,7 +52,18 @@ async def seed_run(
     return await run_and_wait(service, runtime, _spec(runtime, principal, body), key, seed_view)
 
 
-@router.post("/stream")
+@router.post(
+    "/stream",
+    response_class=SSE_RESPONSE_CLASS,
+    responses={
+        **sse_response(
+            "Server-sent events: `data: <text>` per token (event `text.delta`), a failure as its "
+            "run event, then `data: [DONE]`.",
+            json_data=False,
+        ),
+        **_START_ERRORS,
+    },
+)
 async def seed_stream(
     body: SeedBody, service: ServiceDep, runtime: RuntimeDep, principal: PrincipalDep, key: IdempotencyKeyDep
 ) -> Response:
@@ -56,7 +71,11 @@ async def seed_stream(
     return await run_streaming(service, runtime, _spec(runtime, principal, body), key, seed=True)
 
 
-@router.post("/async", status_code=202)
+@router.post(
+    "/async",
+    status_code=202,
+    responses={202: {"model": RunAccepted, "links": run_links()}, **_START_ERRORS},
+)
 async def seed_async(
     body: SeedBody, service: ServiceDep, runtime: RuntimeDep, principal: PrincipalDep, key: IdempotencyKeyDep
 ) -> Response:
@@ -64,7 +83,10 @@ async def seed_async(
     return await run_background(service, _spec(runtime, principal, body), key, seed=True)
 
 
-@router.get("/status/{run_id}")
+@router.get(
+    "/status/{run_id}",
+    responses=error_responses(404, s404="No such run, or one the caller may not see: `run_not_found`."),
+)
 async def seed_status(
     run_id: Annotated[str, Path(min_length=1, max_length=64)], service: ServiceDep, principal: PrincipalDep
 ) -> Response:

@@ -11,13 +11,15 @@ from starlette.responses import Response
 
 from agenthost.errors import ConflictError, ErrorCode, ForbiddenError, NotFoundError
 from agenthost.server.deps import PrincipalDep, RuntimeDep, ensure_thread
+from agenthost.server.openapi import error_responses
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
+_NOT_FOUND = error_responses(404, s404="No such thread, or one the caller may not see: `thread_not_found`.")
 ThreadId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,128}$", description="The thread id.")]
 
 
-@router.get("/{thread_id}")
+@router.get("/{thread_id}", responses={**_NOT_FOUND, **error_responses(410)})
 async def get_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """The thread's messages (oldest first, as pydantic-ai stores them) and its runs."""
     await ensure_thread(runtime, principal, thread_id)
@@ -41,7 +43,13 @@ async def get_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: Princi
     )
 
 
-@router.delete("/{thread_id}")
+@router.delete(
+    "/{thread_id}",
+    responses={
+        **_NOT_FOUND,
+        **error_responses(403, 409, s409="A run on the thread is in progress: `thread_busy`."),
+    },
+)
 async def delete_thread(thread_id: ThreadId, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """Forget the thread's history (its runs stay, detached); 409 while a run on it is in progress."""
     await ensure_thread(runtime, principal, thread_id)

@@ -14,6 +14,7 @@ from agenthost.testing.mock_llm.exchange import (
     StreamEvent,
     WireName,
     optional_int,
+    stop_sequences,
     text_of,
 )
 from agenthost.testing.mock_llm.tokens import count_tokens
@@ -28,6 +29,7 @@ _STOP_REASONS: dict[FinishReason, str] = {
     "stop": "end_turn",
     "tool_calls": "tool_use",
     "length": "max_tokens",
+    "stop_sequence": "stop_sequence",
 }
 
 
@@ -121,6 +123,7 @@ class AnthropicWire:
             last_tool_result=last_tool_result,
             tools=",".join(sorted(str(t.get("name")) for t in tools or () if isinstance(t, dict))),
             max_tokens=optional_int(body, "max_tokens"),
+            stop_sequences=stop_sequences(body.get("stop_sequences"), "stop_sequences"),
             cache_write_tokens=cache_write,
             cache_read_tokens=cache_read,
         )
@@ -176,6 +179,7 @@ class AnthropicWire:
         )
         message = self._message(request, plan, content, plan.completion_tokens)
         message["stop_reason"] = _STOP_REASONS[plan.finish]
+        message["stop_sequence"] = plan.stop_sequence
         return json.dumps(message).encode()
 
     def stream_events(self, request: ChatRequest, plan: Plan) -> list[StreamEvent]:
@@ -237,7 +241,7 @@ class AnthropicWire:
             index += 1
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": _STOP_REASONS[plan.finish], "stop_sequence": None},
+            "delta": {"stop_reason": _STOP_REASONS[plan.finish], "stop_sequence": plan.stop_sequence},
             "usage": {"output_tokens": plan.completion_tokens},
         }
         events.append((_sse("message_delta", delta), False))

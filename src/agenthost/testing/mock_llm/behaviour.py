@@ -15,6 +15,16 @@ the last user message, the turn's ``fault``, then the config's :class:`FaultPoli
 
 Latency and pacing, first set wins: ``X-Mock-Latency-Ms`` / ``X-Mock-Tokens-Per-Second`` headers,
 the scenario's knobs, the config's (possibly runtime-changed) knobs.
+
+How a reply ends, as a real model's would:
+  - stop sequences (OpenAI ``stop``, Anthropic ``stop_sequences``): the text ends just before the
+    first of them it contains (whitespace that ends it is dropped with the tokenising), with no
+    tool calls after it; OpenAI says ``finish_reason: stop``,
+    Anthropic ``stop_reason: stop_sequence`` with ``stop_sequence`` naming it;
+  - a token limit (``max_tokens`` / ``max_completion_tokens``): at most that many output tokens
+    (a tool call that does not fit whole is dropped); OpenAI says ``length``, Anthropic
+    ``max_tokens``;
+  - otherwise ``stop`` / ``end_turn``, or ``tool_calls`` / ``tool_use`` when the turn calls tools.
 """
 
 from __future__ import annotations
@@ -116,6 +126,11 @@ class MockEngine:
         text, tool_calls = self._content(request, turn, turn_index)
         text_tokens = tokenize(text)
         finish: FinishReason = "tool_calls" if tool_calls else "stop"
+        stopped_at = _stopped_at(text, request.stop_sequences)
+        if stopped_at is not None:
+            # The model would have stopped there: the rest of the text and any tool calls never come.
+            text, tool_calls, finish = text[: text.index(stopped_at)], [], "stop_sequence"
+            text_tokens = tokenize(text)
         limit = request.max_tokens
         if limit is not None:
             text_tokens, tool_calls, truncated = _truncate(text_tokens, tool_calls, limit)
@@ -140,6 +155,7 @@ class MockEngine:
             latency_s=(latency_ms or 0.0) / 1000,
             tokens_per_second=tps,
             fault=fault,
+            stop_sequence=stopped_at if finish == "stop_sequence" else None,
         )
 
     @staticmethod
@@ -216,6 +232,12 @@ def _resolve_turn(scenario: Scenario, turn_index: int) -> Turn | None:
     if scenario.repeat_last and turns:
         return turns[-1]
     return None
+
+
+def _stopped_at(text: str, sequences: tuple[str, ...]) -> str | None:
+    """The stop sequence that occurs first in ``text`` (None if none does)."""
+    found = [(text.index(s), s) for s in sequences if s in text]
+    return min(found)[1] if found else None
 
 
 def _truncate(

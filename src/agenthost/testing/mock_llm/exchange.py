@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from agenthost.testing.mock_llm.config import FaultSpec
 
 WireName = Literal["openai", "anthropic"]
-FinishReason = Literal["stop", "tool_calls", "length"]
+FinishReason = Literal["stop", "tool_calls", "length", "stop_sequence"]
+"""Why a reply ends; ``stop_sequence``: its text reached one of the request's stop sequences."""
 ErrorKind = Literal["invalid_request", "rate_limit", "server_error", "overloaded"]
 
 ERROR_STATUS: dict[ErrorKind, int] = {
@@ -46,6 +47,8 @@ class ChatRequest:
     tools: str = ""
     """Names of the tools offered in the request, sorted and comma-separated (`{tools}` in scripts)."""
     max_tokens: int | None = None
+    stop_sequences: tuple[str, ...] = ()
+    """OpenAI ``stop`` / Anthropic ``stop_sequences``: the reply's text ends before the first one."""
     include_usage: bool = False
     cache_write_tokens: int = 0
     """Prompt-cache tokens written (Anthropic `cache_control`, first time a prefix is seen)."""
@@ -78,6 +81,8 @@ class Plan:
     latency_s: float
     tokens_per_second: float | None
     fault: FaultSpec | None = None
+    stop_sequence: str | None = None
+    """The stop sequence the text was cut at (``finish == "stop_sequence"``)."""
     text: str = field(init=False)
     completion_tokens: int = field(init=False)
 
@@ -115,6 +120,17 @@ def text_of(content: Any) -> str:
             if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
         )
     return ""
+
+
+def stop_sequences(value: Any, key: str) -> tuple[str, ...]:
+    """A request's stop sequences (a string or a list of strings); a 400 for anything else."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return tuple(item for item in value if item)
+    raise MockRequestError(f"`{key}` must be a string or a list of strings")
 
 
 def optional_int(body: dict[str, Any], *keys: str) -> int | None:

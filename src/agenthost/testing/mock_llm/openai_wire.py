@@ -14,6 +14,7 @@ from agenthost.testing.mock_llm.exchange import (
     StreamEvent,
     WireName,
     optional_int,
+    stop_sequences,
     text_of,
 )
 from agenthost.testing.mock_llm.tokens import count_tokens
@@ -38,6 +39,11 @@ def _tool_call_tokens(tool_calls: Any) -> int:
         if isinstance(function, dict):
             tokens += count_tokens(str(function.get("arguments") or ""))
     return tokens
+
+
+def _finish(plan: Plan) -> str:
+    # OpenAI says `stop` for a stop sequence as for a natural end.
+    return "stop" if plan.finish == "stop_sequence" else plan.finish
 
 
 class OpenAIWire:
@@ -86,6 +92,7 @@ class OpenAIWire:
                 sorted(str((t.get("function") or {}).get("name")) for t in tools or () if isinstance(t, dict))
             ),
             max_tokens=optional_int(body, "max_completion_tokens", "max_tokens"),
+            stop_sequences=stop_sequences(body.get("stop"), "stop"),
             include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")),
         )
 
@@ -122,7 +129,7 @@ class OpenAIWire:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": plan.finish}],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": _finish(plan)}],
             "usage": self._usage(request, plan),
             "system_fingerprint": "fp_agenthost_mock",
         }
@@ -167,7 +174,7 @@ class OpenAIWire:
                 (chunk({"tool_calls": [{"index": index, "function": {"arguments": token}}]}), True)
                 for token in call.arguments_tokens
             )
-        events.append((chunk({}, plan.finish), False))
+        events.append((chunk({}, _finish(plan)), False))
         if request.include_usage:
             events.append((_sse({**head, "choices": [], "usage": self._usage(request, plan)}), False))
         events.append((_DONE, False))
