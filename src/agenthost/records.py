@@ -30,6 +30,7 @@ __all__ = [
     "ModelStepRecord",
     "Payer",
     "RunStatus",
+    "SamplingSettings",
     "Savings",
     "StepError",
     "ToolOutcome",
@@ -252,3 +253,24 @@ class Visibility:
         if self.user_id is not None:
             return row.get("user_id") == self.user_id
         return self.key_id is not None and row.get("key_id") == self.key_id
+
+
+class SamplingSettings(BaseModel):
+    """Sampling parameters a request asked of every model call of its run, under pydantic-ai's
+    `ModelSettings` names (the front doors' `temperature`, `top_p`, `seed`, `stop`/`stop_sequences`).
+
+    Stored in a run's spec as `dump()`; unknown keys of a later release are ignored on recovery."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    seed: int | None = None
+    stop_sequences: list[str] | None = None
+
+    def dump(self) -> dict[str, Any] | None:
+        """The parameters that were given (plain JSON), or None when none were."""
+        values = self.model_dump(exclude_none=True)
+        if not values.get("stop_sequences"):
+            values.pop("stop_sequences", None)
+        return values or None

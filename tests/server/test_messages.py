@@ -9,6 +9,7 @@ import pytest
 from tests.harness import ADMIN_KEY, Server
 
 from agenthost.testing import MockLLMServer
+from agenthost.testing.mock_llm.stats import conversation_key
 
 TOOLS = [
     {
@@ -140,7 +141,7 @@ def test_agent_message_and_stream(client: anthropic.Anthropic, mock: MockLLMServ
     [
         ("plain", {"tools": TOOLS}, "tools"),
         ("plain", {"system": "you are a pirate"}, "system"),
-        ("plain", {"temperature": 0.5}, "temperature"),
+        ("plain", {"top_k": 5}, "top_k"),  # the gateway's only: an agent's provider may have none
         ("mock", {"top_k": 5}, "top_k"),  # an openai-provider model has no top_k
         ("mock", {"thinking": {"type": "enabled", "budget_tokens": 1024}}, "thinking"),
     ],
@@ -218,6 +219,26 @@ def test_stop_sequences_reach_the_model_and_stop_reason_says_so(client: anthropi
     ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "stop_sequence"
+    client.close()
+
+
+@pytest.mark.parametrize("agent", ["claude", "plain"])
+def test_an_agent_honours_sampling_parameters(
+    client: anthropic.Anthropic, mock: MockLLMServer, agent: str
+) -> None:
+    """`temperature`, `top_p` and `stop_sequences` sent for an agent reach the model its run calls,
+    whatever that model's provider (Anthropic's or OpenAI's wire); the stop sequence cuts the answer."""
+    prompt = f"sample me through messages for {agent}"
+    reply = client.messages.create(
+        model=agent,
+        max_tokens=50,
+        stop_sequences=["reply"],
+        messages=[{"role": "user", "content": prompt}],
+        extra_body={"temperature": 0.5, "top_p": 0.8},
+    )
+    assert _text(reply).strip() == "Mock"
+    sampling = mock.stats()["by_conversation"][conversation_key(prompt)]["sampling"]
+    assert sampling == {"temperature": 0.5, "top_p": 0.8, "stop_sequences": ["reply"]}
     client.close()
 
 

@@ -9,6 +9,7 @@ import pytest
 from tests.harness import ADMIN_KEY, Server
 
 from agenthost.testing import MockLLMServer
+from agenthost.testing.mock_llm.stats import conversation_key
 
 
 @pytest.fixture
@@ -221,8 +222,6 @@ def test_finish_reason_length_streamed_and_not(
         ("mock", {"logprobs": True}, "logprobs"),
         ("mock", {"audio": {"voice": "alloy", "format": "mp3"}}, "audio"),
         ("mock", {"response_format": {"type": "json_object"}}, "response_format"),
-        ("plain", {"stop": ["END"]}, "stop"),
-        ("plain", {"temperature": 0.3}, "temperature"),
         (
             "plain",
             {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
@@ -247,6 +246,40 @@ def test_unsupported_parameters_are_refused(
     assert refused.value.param == param
     assert param in refused.value.message
     assert mock.stats()["total_calls"] == 0
+    client.close()
+
+
+def test_an_agent_honours_sampling_parameters(client: openai.OpenAI, mock: MockLLMServer) -> None:
+    """`temperature`, `top_p`, `seed` and `stop` sent for an agent reach the model its run calls
+    (the stop sequence cuts the answer); the same `Idempotency-Key` with other settings is a 409."""
+    prompt = "sample me through chat"
+    messages = [{"role": "user", "content": prompt}]
+    key = {"Idempotency-Key": f"sampling-{id(client)}"}
+    reply = client.chat.completions.create(
+        model="plain",
+        messages=messages,  # type: ignore[arg-type]
+        temperature=0.3,
+        top_p=0.9,
+        seed=7,
+        stop="reply",
+        extra_headers=key,
+    )
+    assert (reply.choices[0].message.content or "").strip() == "Mock"  # cut at the stop sequence
+    assert (reply.model_extra or {})["agenthost"]["run_id"].startswith("run_")
+    sampling = mock.stats()["by_conversation"][conversation_key(prompt)]["sampling"]
+    assert sampling == {"temperature": 0.3, "top_p": 0.9, "seed": 7, "stop_sequences": ["reply"]}
+    with pytest.raises(openai.ConflictError) as reused:
+        client.chat.completions.create(
+            model="plain",
+            messages=messages,  # type: ignore[arg-type]
+            temperature=0.5,
+            top_p=0.9,
+            seed=7,
+            stop="reply",
+            extra_headers=key,
+        )
+    assert reused.value.code == "idempotency_key_reused"
+    assert mock.stats()["total_calls"] == 1
     client.close()
 
 

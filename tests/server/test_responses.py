@@ -11,6 +11,7 @@ from openai.types.responses import Response
 from tests.harness import ADMIN_KEY, Server
 
 from agenthost.testing import MockLLMServer
+from agenthost.testing.mock_llm.stats import conversation_key
 
 TOOLS = [
     {
@@ -167,7 +168,6 @@ def test_agent_stream(client: openai.OpenAI) -> None:
     ("model", "params", "param"),
     [
         ("plain", {"tools": TOOLS}, "tools"),
-        ("plain", {"temperature": 0.2}, "temperature"),
         ("plain", {"store": False}, "store"),
         ("mock", {"previous_response_id": "run_x"}, "previous_response_id"),
         ("mock", {"reasoning": {"effort": "low"}}, "reasoning"),
@@ -216,6 +216,24 @@ def test_the_sdk_stream_helper_assembles_the_response(client: openai.OpenAI, mod
     else:
         assert final.output_text
         assert final.status == "completed"
+    client.close()
+
+
+def test_an_agent_honours_sampling_parameters(client: openai.OpenAI, mock: MockLLMServer) -> None:
+    """`temperature` and `top_p` sent for an agent reach the model its run calls, streamed or not."""
+    reply = client.responses.create(
+        model="plain", input="sample me through responses", temperature=0.2, top_p=0.5
+    )
+    assert reply.status == "completed"
+    assert reply.output_text == "Mock reply to: sample me through responses"
+    seen = mock.stats()["by_conversation"][conversation_key("sample me through responses")]
+    assert seen["sampling"] == {"temperature": 0.2, "top_p": 0.5}
+    with client.responses.stream(model="plain", input="sample me streamed", temperature=1.5) as stream:
+        final = stream.get_final_response()
+    assert final.status == "completed"
+    assert mock.stats()["by_conversation"][conversation_key("sample me streamed")]["sampling"] == {
+        "temperature": 1.5
+    }
     client.close()
 
 

@@ -11,10 +11,26 @@ import httpx
 from tests.harness import ADMIN_HEADERS, Server, collect_sse, iter_sse, wait_for_status
 
 from agenthost.testing import MockLLMServer
+from agenthost.testing.mock_llm.stats import conversation_key
 
 
 def uid() -> str:
     return f"user-{secrets.token_hex(4)}"
+
+
+def test_a_run_honours_sampling_parameters(server: Server, mock: MockLLMServer) -> None:
+    """`temperature`, `top_p`, `seed` and `stop` reach the model the run calls (the stop sequence
+    cuts the output); a value out of range is a 422 and starts nothing."""
+    body = {"input": "sample me natively", "temperature": 0.7, "top_p": 1, "seed": 42, "stop": ["reply"]}
+    with server.client() as client:
+        response = client.post("/v1/agents/plain/run", json=body)
+        bad = client.post("/v1/agents/plain/run", json={"input": "too hot", "temperature": 3})
+    assert response.status_code == 200, response.text
+    assert response.json()["output"].strip() == "Mock"
+    seen = mock.stats()["by_conversation"][conversation_key("sample me natively")]
+    assert seen["sampling"] == {"temperature": 0.7, "top_p": 1, "seed": 42, "stop_sequences": ["reply"]}
+    assert bad.status_code == 422
+    assert mock.stats()["total_calls"] == 1
 
 
 def test_run_and_wait_returns_output_usage_cost_and_latency(server: Server, mock: MockLLMServer) -> None:

@@ -36,6 +36,7 @@ from agenthost.gateway.frontdoor import (
     sent_parameters,
 )
 from agenthost.gateway.openai_format import tool_definitions
+from agenthost.records import SamplingSettings
 
 __all__ = [
     "MESSAGES_PARAMETERS",
@@ -57,9 +58,9 @@ MESSAGES_PARAMETERS: dict[str, Param] = {
     "stream": BOTH,
     "metadata": BOTH,
     "system": GATEWAY_ONLY,
-    "stop_sequences": GATEWAY_ONLY,
-    "temperature": GATEWAY_ONLY,
-    "top_p": GATEWAY_ONLY,
+    "stop_sequences": BOTH,
+    "temperature": BOTH,
+    "top_p": BOTH,
     "top_k": GATEWAY_ONLY,
     "tools": GATEWAY_ONLY,
     "tool_choice": GATEWAY_ONLY,
@@ -167,6 +168,12 @@ class MessagesRequest(BaseModel):
     def check(self, *, agent: bool) -> None:
         """400 `unsupported_parameter` for a parameter the door cannot honour for this model."""
         refuse_unsupported(sent_parameters(self), MESSAGES_PARAMETERS, agent=agent, model=self.model)
+
+    def sampling(self) -> SamplingSettings:
+        """The sampling parameters an agent's run honours on every model call."""
+        return SamplingSettings(
+            temperature=self.temperature, top_p=self.top_p, stop_sequences=self.stop_sequences
+        )
 
     @property
     def user(self) -> str | None:

@@ -219,7 +219,8 @@ def refuse_unsupported(
             msg += f"; accepted: {allowed}"
             raise UnsupportedParameterError(msg, param=name)
         what = (
-            f"{model!r} is an agent: its tools, settings and output type are its own"
+            f"{model!r} is an agent: its tools, instructions, output type and provider-specific "
+            "settings are its own"
             if agent
             else f"gateway model {model!r} cannot honour it here"
         )

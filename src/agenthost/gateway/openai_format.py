@@ -35,6 +35,7 @@ from agenthost.gateway.frontdoor import (
     refuse_unsupported,
     sent_parameters,
 )
+from agenthost.records import SamplingSettings
 
 __all__ = [
     "CHAT_PARAMETERS",
@@ -115,10 +116,10 @@ CHAT_PARAMETERS: dict[str, Param] = {
     "max_completion_tokens": BOTH,
     "user": BOTH,
     "metadata": AGENT_ONLY,
-    "temperature": GATEWAY_ONLY,
-    "top_p": GATEWAY_ONLY,
-    "seed": GATEWAY_ONLY,
-    "stop": GATEWAY_ONLY,
+    "temperature": BOTH,
+    "top_p": BOTH,
+    "seed": BOTH,
+    "stop": BOTH,
     "presence_penalty": GATEWAY_ONLY,
     "frequency_penalty": GATEWAY_ONLY,
     "logit_bias": GATEWAY_ONLY,
@@ -192,6 +193,13 @@ class ChatCompletionRequest(BaseModel):
     def check(self, *, agent: bool) -> None:
         """400 `unsupported_parameter` for a parameter the door cannot honour for this model."""
         refuse_unsupported(sent_parameters(self), CHAT_PARAMETERS, agent=agent, model=self.model)
+
+    def sampling(self) -> SamplingSettings:
+        """The sampling parameters an agent's run honours on every model call."""
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return SamplingSettings(
+            temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop_sequences=stop
+        )
 
 
 def to_messages(messages: list[ChatMessage]) -> list[_messages.ModelMessage]:

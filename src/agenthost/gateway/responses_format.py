@@ -35,6 +35,7 @@ from agenthost.gateway.frontdoor import (
     sent_parameters,
 )
 from agenthost.gateway.openai_format import native_output, tool_choice_of, tool_definitions
+from agenthost.records import SamplingSettings
 
 __all__ = [
     "RESPONSES_PARAMETERS",
@@ -58,8 +59,8 @@ RESPONSES_PARAMETERS: dict[str, Param] = {
     "previous_response_id": Param("yes", "no"),
     "store": Param((True,), (False,)),
     "instructions": GATEWAY_ONLY,
-    "temperature": GATEWAY_ONLY,
-    "top_p": GATEWAY_ONLY,
+    "temperature": BOTH,
+    "top_p": BOTH,
     "tools": GATEWAY_ONLY,
     "tool_choice": GATEWAY_ONLY,
     "parallel_tool_calls": GATEWAY_ONLY,
@@ -144,6 +145,10 @@ class ResponsesRequest(BaseModel):
     def check(self, *, agent: bool) -> None:
         """400 `unsupported_parameter` for a parameter the door cannot honour for this model."""
         refuse_unsupported(sent_parameters(self), RESPONSES_PARAMETERS, agent=agent, model=self.model)
+
+    def sampling(self) -> SamplingSettings:
+        """The sampling parameters an agent's run honours on every model call."""
+        return SamplingSettings(temperature=self.temperature, top_p=self.top_p)
 
 
 def response_id() -> str:

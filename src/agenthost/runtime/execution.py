@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from dbos import DBOS
@@ -31,7 +31,7 @@ from agenthost.gateway.batch import BatchModel
 from agenthost.gateway.cache import cache_scope
 from agenthost.gateway.chain import primary_model
 from agenthost.observability.metrics import RUNS_FINISHED
-from agenthost.records import EventType, RunStatus
+from agenthost.records import EventType, RunStatus, SamplingSettings
 from agenthost.runtime.approvals import ApprovalWait
 from agenthost.runtime.environment import RunEnvironment
 from agenthost.runtime.events import RunEvent
@@ -141,9 +141,7 @@ class RunExecution:
     async def _run_agent(self) -> tuple[Any, list[Any]]:
         env, state, entry = self.env, self.state, self.entry
         deps = await entry.make_deps()
-        settings: ModelSettings | None = None
-        if self.spec.max_tokens is not None:
-            settings = ModelSettings(max_tokens=self.spec.max_tokens)
+        settings = _model_settings(self.spec)
         history = await self._thread_history()
         model = entry.model
         if self.spec.tier is not None:
@@ -233,6 +231,17 @@ class RunExecution:
         message = f"run {self.run_id} of agent {self.spec.agent} cost ${state.cost_nanousd / 1e9:,.4f}"
         data = {"run_id": self.run_id, "agent": self.spec.agent, "cost_nanousd": state.cost_nanousd}
         await policies.alerts.fire(f"run_cost:{self.run_id}", "run_cost", message, data)
+
+
+def _model_settings(spec: RunSpec) -> ModelSettings | None:
+    """The run-level model settings (merged by pydantic-ai over the agent's own): the request's
+    sampling parameters and its `max_tokens`."""
+    sampling = SamplingSettings.model_validate(spec.model_settings or {}).dump() or {}
+    settings = ModelSettings()
+    settings.update(cast("ModelSettings", sampling))  # SamplingSettings fields are ModelSettings keys
+    if spec.max_tokens is not None:
+        settings["max_tokens"] = spec.max_tokens
+    return settings or None
 
 
 def _now() -> datetime:

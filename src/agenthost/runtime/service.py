@@ -58,6 +58,8 @@ def _idempotent_run_id(agent: str, key: str) -> str:
 
 def _request_hash(spec: RunSpec) -> str:
     body = spec.model_dump(mode="json", exclude={"queued"})
+    if body.get("model_settings") is None:
+        del body["model_settings"]  # the hash of a request without them is what it always was
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 

@@ -26,6 +26,8 @@ class RunSpec(BaseModel):
     input: str
     user_id: str | None = None
     max_tokens: int | None = None
+    model_settings: dict[str, Any] | None = None
+    """Sampling parameters for every model call of the run (`SamplingSettings.dump()`)."""
     metadata: dict[str, Any] | None = None
     thread_id: str | None = None
     tier: str | None = None

@@ -58,7 +58,7 @@ from agenthost.gateway.frontdoor import (
     extras,
     finish_reason_of,
 )
-from agenthost.records import Cost, EventType, UsageRecord
+from agenthost.records import Cost, EventType, SamplingSettings, UsageRecord
 from agenthost.runtime.process import Runtime
 from agenthost.runtime.service import RunService
 from agenthost.runtime.spec import RunSpec
@@ -120,6 +120,8 @@ class AgentCall:
     """The door (`chat.completions`, `responses`, `messages`), recorded in the run's metadata."""
     history: list[_messages.ModelMessage] | None = None
     max_tokens: int | None = None
+    sampling: SamplingSettings | None = None
+    """Sampling parameters the request asked for: every model call of the run uses them."""
     metadata: dict[str, Any] | None = None
     thread_id: str | None = None
     stored_history: list[Any] | None = None
@@ -195,6 +197,7 @@ class Door:
             input=call.input or " ",
             **self.principal.run_owner(call.agent, call.user),
             max_tokens=call.max_tokens,
+            model_settings=call.sampling.dump() if call.sampling else None,
             history=history or None,
             thread_id=call.thread_id,
             metadata={**(call.metadata or {}), "via": call.via},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
 from agenthost.config.security import ScreeningSettings
+from agenthost.records import SamplingSettings
 from agenthost.server.openapi import INPUT_TEXT_MARK
 
 __all__ = [
@@ -118,9 +119,30 @@ class RunCreate(BaseModel):
         description="`batch`: model calls go through the provider's batch API (cheaper, slower: "
         "minutes to hours); for background runs.",
     )
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="Sampling temperature of every model call of the run."
+    )
+    top_p: float | None = Field(
+        None, ge=0, le=1, description="Nucleus sampling of every model call of the run."
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        le=2**31 - 1,  # a seed every provider that has one accepts (Gemini's is 32-bit)
+        description="Sampling seed of every model call (providers that have one).",
+    )
+    stop: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None, max_length=16, description="Stop sequences of every model call of the run."
+    )
 
     _metadata = field_validator("metadata")(_bounded_metadata)
-    _ints = field_validator("max_tokens", mode="before")(_integral)
+    _ints = field_validator("max_tokens", "seed", mode="before")(_integral)
+
+    def sampling(self) -> SamplingSettings:
+        """The sampling parameters every model call of the run uses (over the agent's own)."""
+        return SamplingSettings(
+            temperature=self.temperature, top_p=self.top_p, seed=self.seed, stop_sequences=self.stop
+        )
 
 
 class SeedRunCreate(BaseModel):

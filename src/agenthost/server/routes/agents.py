@@ -39,6 +39,7 @@ async def _spec(runtime: RuntimeDep, principal: Principal, agent: str, body: Run
         input=body.input,
         **owner,
         max_tokens=body.max_tokens,
+        model_settings=body.sampling().dump(),
         metadata=body.metadata,
         thread_id=body.thread_id,
         tier=body.tier,

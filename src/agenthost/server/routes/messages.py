@@ -163,6 +163,7 @@ async def _agent(body: MessagesRequest, door: Door) -> Response:
         via="messages",
         history=history or None,
         max_tokens=body.max_tokens,
+        sampling=body.sampling(),
     )
     run_id = await door.start(call)
     mid = f"msg_{run_id}"

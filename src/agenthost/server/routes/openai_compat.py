@@ -174,6 +174,7 @@ async def _agent(body: ChatCompletionRequest, door: DoorDep) -> Response:
         via="chat.completions",
         history=to_messages(earlier) if earlier else None,
         max_tokens=body.max_completion_tokens or body.max_tokens,
+        sampling=body.sampling(),
         metadata=body.metadata,
     )
     run_id = await door.start(call)

@@ -182,6 +182,7 @@ async def _agent(body: ResponsesRequest, door: Door) -> Response:
         via="responses",
         history=history or None,
         max_tokens=body.max_output_tokens,
+        sampling=body.sampling(),
         metadata=body.metadata,
         thread_id=thread_id,
         stored_history=stored,

@@ -14,6 +14,7 @@ from agenthost.testing.mock_llm.exchange import (
     StreamEvent,
     WireName,
     optional_int,
+    sampling_of,
     stop_sequences,
     text_of,
 )
@@ -112,6 +113,7 @@ class AnthropicWire:
         if tools:
             prompt_tokens += count_tokens(json.dumps(tools))
         cache_write, cache_read = self._prompt_cache(body.get("system"), tools)
+        stops = stop_sequences(body.get("stop_sequences"), "stop_sequences")
         return ChatRequest(
             wire="anthropic",
             model=str(body.get("model") or ""),
@@ -123,7 +125,8 @@ class AnthropicWire:
             last_tool_result=last_tool_result,
             tools=",".join(sorted(str(t.get("name")) for t in tools or () if isinstance(t, dict))),
             max_tokens=optional_int(body, "max_tokens"),
-            stop_sequences=stop_sequences(body.get("stop_sequences"), "stop_sequences"),
+            stop_sequences=stops,
+            sampling=sampling_of(body, stops),
             cache_write_tokens=cache_write,
             cache_read_tokens=cache_read,
         )

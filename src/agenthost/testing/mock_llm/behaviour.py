@@ -117,7 +117,7 @@ class MockEngine:
         name, scenario = self._select_scenario(config, request)
         turn_index = request.assistant_turns
         conversation = conversation_key(request.first_user)
-        self.stats.record_call(request.wire, name, turn_index, conversation)
+        self.stats.record_call(request.wire, name, turn_index, conversation, request.sampling)
         turn = _resolve_turn(scenario, turn_index) if scenario is not None else None
         fault = self._select_fault(config, request, turn)
         if fault is not None:

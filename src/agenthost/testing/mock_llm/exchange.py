@@ -49,6 +49,9 @@ class ChatRequest:
     max_tokens: int | None = None
     stop_sequences: tuple[str, ...] = ()
     """OpenAI ``stop`` / Anthropic ``stop_sequences``: the reply's text ends before the first one."""
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """The request's sampling parameters as sent (`temperature`, `top_p`, `top_k`, `seed`, and
+    its stop sequences as `stop_sequences`); the latest of a conversation shows in its stats."""
     include_usage: bool = False
     cache_write_tokens: int = 0
     """Prompt-cache tokens written (Anthropic `cache_control`, first time a prefix is seen)."""
@@ -131,6 +134,17 @@ def stop_sequences(value: Any, key: str) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
         return tuple(item for item in value if item)
     raise MockRequestError(f"`{key}` must be a string or a list of strings")
+
+
+_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed")
+
+
+def sampling_of(body: dict[str, Any], stops: tuple[str, ...]) -> dict[str, Any]:
+    """The sampling parameters a request body carries (absent and null ones left out)."""
+    sampling = {key: body[key] for key in _SAMPLING_KEYS if body.get(key) is not None}
+    if stops:
+        sampling["stop_sequences"] = list(stops)
+    return sampling
 
 
 def optional_int(body: dict[str, Any], *keys: str) -> int | None:

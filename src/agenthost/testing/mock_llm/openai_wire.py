@@ -14,6 +14,7 @@ from agenthost.testing.mock_llm.exchange import (
     StreamEvent,
     WireName,
     optional_int,
+    sampling_of,
     stop_sequences,
     text_of,
 )
@@ -79,6 +80,7 @@ class OpenAIWire:
         if tools:
             prompt_tokens += count_tokens(json.dumps(tools))
         stream_options = body.get("stream_options")
+        stops = stop_sequences(body.get("stop"), "stop")
         return ChatRequest(
             wire="openai",
             model=str(body.get("model") or ""),
@@ -92,7 +94,8 @@ class OpenAIWire:
                 sorted(str((t.get("function") or {}).get("name")) for t in tools or () if isinstance(t, dict))
             ),
             max_tokens=optional_int(body, "max_completion_tokens", "max_tokens"),
-            stop_sequences=stop_sequences(body.get("stop"), "stop"),
+            stop_sequences=stops,
+            sampling=sampling_of(body, stops),
             include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")),
         )
 

@@ -74,11 +74,19 @@ class _BatchCounter:
 
 
 class _ConversationCounter:
-    __slots__ = ("by_turn", "scenario")
+    __slots__ = ("by_turn", "sampling", "scenario")
 
     def __init__(self, scenario: str) -> None:
         self.scenario = scenario
         self.by_turn: dict[int, int] = {}
+        self.sampling: dict[str, Any] = {}
+
+    def to_json(self) -> dict[str, Any]:
+        by_turn = {str(turn): n for turn, n in sorted(self.by_turn.items())}
+        entry: dict[str, Any] = {"scenario": self.scenario, "by_turn": by_turn}
+        if self.sampling:  # only when the latest call carried some: other snapshots keep their shape
+            entry["sampling"] = dict(self.sampling)
+        return entry
 
 
 class MockStats:
@@ -135,7 +143,15 @@ class MockStats:
         with self._lock:
             self._batch_counter().outcomes[outcome] += requests
 
-    def record_call(self, protocol: str, scenario: str, turn: int, conversation: str) -> None:
+    def record_call(
+        self,
+        protocol: str,
+        scenario: str,
+        turn: int,
+        conversation: str,
+        sampling: dict[str, Any] | None = None,
+    ) -> None:
+        """One interactive call (or a batch's request); `sampling`: the parameters it carried."""
         if _IN_BATCH.get():
             with self._lock:
                 counter = self._scenario(self._batch_counter().by_scenario, scenario)
@@ -157,6 +173,7 @@ class MockStats:
             # A header can move a conversation to another scenario mid-way; report the latest.
             conv.scenario = scenario
             conv.by_turn[turn] = conv.by_turn.get(turn, 0) + 1
+            conv.sampling = dict(sampling or {})
 
     def record_fault(self, scenario: str) -> None:
         with self._lock:
@@ -170,13 +187,7 @@ class MockStats:
                 "total_calls": self._total,
                 "by_protocol": dict(self._by_protocol),
                 "by_scenario": {name: c.to_json() for name, c in self._by_scenario.items()},
-                "by_conversation": {
-                    key: {
-                        "scenario": c.scenario,
-                        "by_turn": {str(turn): n for turn, n in sorted(c.by_turn.items())},
-                    }
-                    for key, c in self._by_conversation.items()
-                },
+                "by_conversation": {key: c.to_json() for key, c in self._by_conversation.items()},
                 "untracked_conversations": self._untracked,
             }
             if self._batches is not None:
