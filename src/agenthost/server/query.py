@@ -82,24 +82,16 @@ def iter_dependants(dependant: Dependant) -> Iterator[Dependant]:
         stack.extend(dependant.dependencies)
 
 
-_DECLARED: dict[int, frozenset[str]] = {}
-
-
 def _declared(route: APIRoute) -> frozenset[str]:
-    # Keyed by identity: routes live as long as the app (and are not hashable).
-    names = _DECLARED.get(id(route))
-    if names is None:
-        names = frozenset(p.alias for dep in iter_dependants(route.dependant) for p in dep.query_params)
-        _DECLARED[id(route)] = names
-    return names
+    return frozenset(p.alias for dep in iter_dependants(route.dependant) for p in dep.query_params)
 
 
 async def reject_unknown_query(request: Request) -> None:
     """422 `invalid_request` for a query parameter the operation does not declare (a typo such
     as `?limt=5` would otherwise be ignored in silence)."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
+    if not request.query_params or not isinstance(route, APIRoute):
+        return  # most requests have no query string: nothing to walk
     unknown = sorted(set(request.query_params) - _declared(route))
     if unknown:
         problems = [{"field": name, "message": "unknown query parameter"} for name in unknown]
