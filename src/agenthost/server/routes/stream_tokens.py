@@ -7,7 +7,7 @@ from typing import Annotated, Self
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from starlette.responses import Response
 
 from agenthost.security.audit import actor_fields
@@ -18,22 +18,47 @@ from agenthost.server.openapi import error_responses
 
 router = APIRouter(prefix="/v1/stream-tokens", tags=["stream tokens"])
 
-_Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+_Id = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID_PATTERN)]
+# Optional by absence only: the document shows the non-null type (explicit nulls are a 422).
+_OptionalId = Annotated[
+    _Id | None,
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128, "pattern": _ID_PATTERN}),
+]
+_OptionalInt = Annotated[
+    int | None,
+    Field(ge=1, le=2**31 - 1),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
+]
 
 
 class StreamTokenRequest(BaseModel):
-    """What a token may follow: one run, or every run on one thread."""
+    """What a token may follow: one run, or every run on one thread (exactly one of the two)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    run_id: _Id | None = Field(None, description="Follow this run's events.")
-    thread_id: _Id | None = Field(None, description="Follow the events of any run on this thread.")
-    ttl_seconds: int | None = Field(
-        None,
-        ge=1,
-        description="Lifetime in seconds; default `[server.stream_tokens] default_ttl_seconds`, at most "
-        "`max_ttl_seconds`.",
+    # The schema says what the validator enforces: one of the two ids, neither null.
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"oneOf": [{"required": ["run_id"]}, {"required": ["thread_id"]}]},
     )
+
+    run_id: _OptionalId = Field(None, description="Follow this run's events.")
+    thread_id: _OptionalId = Field(None, description="Follow the events of any run on this thread.")
+    ttl_seconds: _OptionalInt = Field(
+        None,
+        description="Lifetime in seconds; default `[server.stream_tokens] default_ttl_seconds`, at most "
+        "`max_ttl_seconds` (more is a 422).",
+    )
+
+    @field_validator("run_id", "thread_id", "ttl_seconds", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Absent means "not given"; an explicit null is not a value the document allows.
+        if value is None:
+            msg = "must not be null (leave the field out instead)"
+            raise ValueError(msg)
+        # JSON does not tell 5 from 5.0; anything else is read strictly ("5" and true are not numbers).
+        return int(value) if isinstance(value, float) and value.is_integer() else value
 
     @model_validator(mode="after")
     def _one_scope(self) -> Self:
