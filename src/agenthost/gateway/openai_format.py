@@ -379,8 +379,9 @@ class ChunkWriter:
     def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> str:
         return self._line([{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}])
 
-    def role(self) -> str:
-        return self._chunk({"role": "assistant", "content": ""})
+    def start(self) -> list[str]:
+        """The opening chunk (the assistant's role), before any event."""
+        return [self._chunk({"role": "assistant", "content": ""})]
 
     def lines(self, event: DoorEvent) -> list[str]:
         """The SSE lines of one door event (the end of the stream included)."""

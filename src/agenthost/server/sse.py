@@ -3,12 +3,41 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Protocol
 
+from fastapi.responses import StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from agenthost.runtime.events import RunEvent
 
-__all__ = ["event_stream", "seed_messages"]
+if TYPE_CHECKING:
+    from agenthost.gateway.frontdoor import DoorEvent
+
+__all__ = ["SSE_HEADERS", "DoorStreamWriter", "door_stream", "event_stream", "seed_messages"]
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+"""No cache, and no buffering by a proxy (nginx) in front: events reach the client as written."""
+
+
+class DoorStreamWriter(Protocol):
+    """A front door's wire format for a stream (chat chunks, Responses events, Anthropic events)."""
+
+    def start(self) -> list[str]: ...
+
+    def lines(self, event: DoorEvent) -> list[str]: ...
+
+
+def door_stream(events: AsyncIterator[DoorEvent], writer: DoorStreamWriter) -> StreamingResponse:
+    """A front door's SSE answer: the writer's opening lines, then each door event's lines."""
+
+    async def lines() -> AsyncIterator[str]:
+        for line in writer.start():
+            yield line
+        async for event in events:
+            for line in writer.lines(event):
+                yield line
+
+    return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def event_stream(
@@ -23,7 +52,7 @@ def event_stream(
     return EventSourceResponse(
         messages,
         ping=heartbeat,
-        headers={"X-Run-Id": run_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"X-Run-Id": run_id, **SSE_HEADERS},
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
     )
 

@@ -14,12 +14,12 @@ is what Anthropic clients parse; agenthost's stable `code` rides along inside `e
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
@@ -37,10 +37,11 @@ from agenthost.gateway.anthropic_format import (
     to_parameters,
     to_settings,
 )
-from agenthost.gateway.frontdoor import DoorEvent, DoorExtras
+from agenthost.gateway.frontdoor import DoorExtras
 from agenthost.server.door import AgentCall, Door, DoorDep, GatewayCall
 from agenthost.server.openapi import error_responses
-from agenthost.server.routes.openai_compat import SSE_HEADERS, answer_responses
+from agenthost.server.routes.openai_compat import answer_responses
+from agenthost.server.sse import door_stream
 
 
 def _anthropic(response: Response) -> Response:
@@ -140,18 +141,7 @@ async def create_message(body: Annotated[MessagesRequest, Body()], door: DoorDep
     if not body.stream:
         return JSONResponse(message_body(mid, body.model, await door.complete(call, mid)))
     events = await door.stream(call, mid)
-    return _streaming(events, MessageStreamWriter(mid, body.model))
-
-
-def _streaming(events: AsyncIterator[DoorEvent], writer: MessageStreamWriter) -> StreamingResponse:
-    async def lines() -> AsyncIterator[str]:
-        for line in writer.start():
-            yield line
-        async for event in events:
-            for line in writer.lines(event):
-                yield line
-
-    return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return door_stream(events, MessageStreamWriter(mid, body.model))
 
 
 async def _agent(body: MessagesRequest, door: Door) -> Response:
@@ -169,4 +159,4 @@ async def _agent(body: MessagesRequest, door: Door) -> Response:
     mid = f"msg_{run_id}"
     if not body.stream:
         return JSONResponse(message_body(mid, body.model, await door.outcome(run_id)))
-    return _streaming(door.events(run_id), MessageStreamWriter(mid, body.model))
+    return door_stream(door.events(run_id), MessageStreamWriter(mid, body.model))

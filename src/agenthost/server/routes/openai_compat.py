@@ -9,16 +9,15 @@ Every documented parameter is honoured or refused (`CHAT_PARAMETERS`); the share
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from agenthost.errors import ErrorCode, InvalidRequestError, NotFoundError
-from agenthost.gateway.frontdoor import DoorEvent, DoorExtras
+from agenthost.gateway.frontdoor import DoorExtras
 from agenthost.gateway.openai_format import (
     ChatCompletionRequest,
     ChunkWriter,
@@ -33,10 +32,9 @@ from agenthost.server.deps import RuntimeDep
 from agenthost.server.door import AgentCall, DoorDep, GatewayCall
 from agenthost.server.openapi import error_responses, sse_response
 from agenthost.server.schemas import MAX_INT64, MAX_OUTPUT_TOKENS, MIN_INT64
+from agenthost.server.sse import door_stream
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class ModelObject(BaseModel):
@@ -130,7 +128,7 @@ async def chat_completions(body: Annotated[ChatCompletionRequest, Body()], door:
         outcome = await door.complete(call, completion)
         return JSONResponse(completion_body(completion, body.model, outcome))
     events = await door.stream(call, completion)
-    return _streaming(events, ChunkWriter(completion, body.model, include_usage=_usage(body)))
+    return door_stream(events, ChunkWriter(completion, body.model, include_usage=_usage(body)))
 
 
 def _usage(body: ChatCompletionRequest) -> bool:
@@ -152,16 +150,6 @@ def _check_integers(body: ChatCompletionRequest) -> None:
         raise InvalidRequestError(f"invalid request: {summary}", details={"errors": problems})
 
 
-def _streaming(events: AsyncIterator[DoorEvent], writer: ChunkWriter) -> StreamingResponse:
-    async def lines() -> AsyncIterator[str]:
-        yield writer.role()
-        async for event in events:
-            for line in writer.lines(event):
-                yield line
-
-    return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
 async def _agent(body: ChatCompletionRequest, door: DoorDep) -> Response:
     *earlier, last = body.messages
     if last.role != "user":
@@ -181,4 +169,4 @@ async def _agent(body: ChatCompletionRequest, door: DoorDep) -> Response:
     completion = f"chatcmpl-{run_id}"
     if not body.stream:
         return JSONResponse(completion_body(completion, body.model, await door.outcome(run_id)))
-    return _streaming(door.events(run_id), ChunkWriter(completion, body.model, include_usage=_usage(body)))
+    return door_stream(door.events(run_id), ChunkWriter(completion, body.model, include_usage=_usage(body)))

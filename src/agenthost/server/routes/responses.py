@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.responses import Response
 
 from agenthost.errors import ConflictError, ErrorCode, InvalidRequestError
-from agenthost.gateway.frontdoor import DoorEvent, DoorExtras, Outcome, extras
+from agenthost.gateway.frontdoor import DoorExtras, Outcome, extras
 from agenthost.gateway.responses_format import (
     ResponsesRequest,
     ResponseStreamWriter,
@@ -37,7 +36,8 @@ from agenthost.records import Cost
 from agenthost.server.deps import ensure_thread, visible_run
 from agenthost.server.door import AgentCall, Door, DoorDep, GatewayCall
 from agenthost.server.openapi import error_responses
-from agenthost.server.routes.openai_compat import SSE_HEADERS, answer_responses
+from agenthost.server.routes.openai_compat import answer_responses
+from agenthost.server.sse import door_stream
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -87,7 +87,7 @@ async def create_response(body: Annotated[ResponsesRequest, Body()], door: DoorD
     if not body.stream:
         return JSONResponse(response_body(rid, body, await door.complete(call, rid)))
     events = await door.stream(call, rid)
-    return _streaming(events, ResponseStreamWriter(rid, body, conversation=None))
+    return door_stream(events, ResponseStreamWriter(rid, body, conversation=None))
 
 
 @router.get(
@@ -125,17 +125,6 @@ async def get_response(
         status=status,
         error={"code": error["code"], "message": error["message"]} if error else None,
     )
-
-
-def _streaming(events: AsyncIterator[DoorEvent], writer: ResponseStreamWriter) -> StreamingResponse:
-    async def lines() -> AsyncIterator[str]:
-        for line in writer.start():
-            yield line
-        async for event in events:
-            for line in writer.lines(event):
-                yield line
-
-    return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 def _new_conversation(door: Door) -> str:
@@ -191,4 +180,4 @@ async def _agent(body: ResponsesRequest, door: Door) -> Response:
     if not body.stream:
         outcome = await door.outcome(run_id)
         return JSONResponse(response_body(run_id, body, outcome, conversation=thread_id))
-    return _streaming(door.events(run_id), ResponseStreamWriter(run_id, body, conversation=thread_id))
+    return door_stream(door.events(run_id), ResponseStreamWriter(run_id, body, conversation=thread_id))
